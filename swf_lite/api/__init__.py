@@ -1,0 +1,1 @@
+"""The HTTP API: plumbing (http), generic resources, special endpoints, admin, schema."""

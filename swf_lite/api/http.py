@@ -1,0 +1,90 @@
+"""Request and response plumbing shared by every API handler: one JSON error shape (DRF's),
+body parsing with DRF's wording, and the token check."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import bottle
+
+from swf_lite import auth
+
+log = logging.getLogger("swf_lite.api")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, not ASCII-escaped (DRF's renderer output)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> bottle.HTTPResponse:
+    body = dumps(obj)
+    hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    hdrs.update(headers or {})
+    return bottle.HTTPResponse(body=body, status=status, headers=hdrs)
+
+
+class ApiError(Exception):
+    """Raise anywhere in a handler: becomes a JSON response with this status and body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
+        super().__init__(status, body)
+        self.status = status
+        self.body = body if isinstance(body, (dict, list)) else {"detail": body}
+        self.headers = headers or {}
+
+    def response(self) -> bottle.HTTPResponse:
+        return json_response(self.body, self.status, self.headers)
+
+
+def not_found(model: str | None = None) -> ApiError:
+    return ApiError(404, f"No {model} matches the given query." if model else "Not found.")
+
+
+def read_json() -> dict[str, Any]:
+    """The request body as a dict, or ApiError with DRF's status and wording."""
+    request = bottle.request
+    ctype = (request.content_type or "").split(";")[0].strip().lower()
+    raw = request.body.read()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return {k: request.forms.getunicode(k) for k in request.forms}
+    if not raw.strip():
+        return {}
+    if ctype != "application/json" and not ctype.endswith("+json") and ctype:
+        raise ApiError(415, f'Unsupported media type "{ctype}" in request.')
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"JSON parse error - {exc}") from None
+    if not isinstance(data, dict):
+        got = type(data).__name__
+        raise ApiError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {got}."]})
+    return data
+
+
+def require_token(store) -> str:
+    """The authenticated username, or a 401 like DRF's TokenAuthentication."""
+    try:
+        return auth.authenticate(store, bottle.request.get_header("Authorization"))
+    except auth.AuthFailed as exc:
+        raise ApiError(401, exc.detail, {"WWW-Authenticate": "Token"}) from None
+
+
+def json_errors(callback: Callable) -> Callable:
+    """Bottle plugin: ApiError and unexpected failures become JSON; nothing leaks as HTML."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except bottle.HTTPResponse:
+            raise
+        except ApiError as exc:
+            return exc.response()
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with traceback
+            log.exception("unexpected failure in %s %s", bottle.request.method, bottle.request.path)
+            return json_response({"detail": f"Internal server error: {type(exc).__name__}"}, 500)
+
+    return wrapper

@@ -1,0 +1,108 @@
+"""The one WSGI application both servers run: a bottle app wrapped in a thin middleware.
+
+Request flow: middleware (slash, size limit, DB connection, access log) -> bottle route ->
+json_errors plugin -> handler (generic resource or special endpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import bottle
+
+from swf_lite import sse
+from swf_lite.api import admin, resources, special
+from swf_lite.api.http import dumps, json_errors
+from swf_lite.catalog import Resource
+from swf_lite.config import Settings
+from swf_lite.store import Store
+
+access_log = logging.getLogger("swf_lite.access")
+
+JSON_PREFIXES = ("/api/", "/_swf_lite/", "/health")
+
+
+class Context:
+    """What handlers share: settings, the store, the stop event and the creation hooks."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.stopping = threading.Event()
+        self.resources: resources.ResourceAPI | None = None
+        self.on_create: dict[str, list[Callable[[Resource, dict, int], None]]] = {}
+
+    def created(self, r: Resource, obj: dict[str, Any], rowid: int) -> None:
+        """Run the hooks registered for new rows of ``r`` (e.g. publish a message to streams)."""
+        for hook in self.on_create.get(r.name, ()):
+            hook(r, obj, rowid)
+
+
+def build_app(ctx: Context) -> bottle.Bottle:
+    app = bottle.Bottle(catchall=True, autojson=False)
+    app.install(json_errors)
+    api = ctx.resources = resources.ResourceAPI(ctx)
+    special.mount(app, ctx, api)  # specific paths first: they win over the generic <pk> routes
+    sse.mount(app, ctx)
+    admin.mount(app, ctx)
+    api.mount(app)
+    app.default_error_handler = _error_page
+    return app
+
+
+def _error_page(err: bottle.HTTPError) -> bytes:
+    """Bottle's own errors (no route, wrong method, crash): JSON under the API prefixes."""
+    path = bottle.request.path
+    if err.status_code == 500 and err.exception is not None:
+        logging.getLogger("swf_lite.api").error("unhandled: %s", err.traceback)
+    if path.startswith(JSON_PREFIXES):
+        bottle.response.content_type = "application/json"
+        if err.status_code == 404:
+            detail = "Not found."
+        elif err.status_code == 405:
+            detail = f'Method "{bottle.request.method}" not allowed.'
+        else:
+            detail = "Internal server error." if err.status_code >= 500 else str(err.body)
+        return dumps({"detail": detail})
+    bottle.response.content_type = "text/html; charset=utf-8"
+    return f"<!doctype html><title>{err.status}</title><h1>{bottle.html_escape(err.status)}</h1>".encode()
+
+
+class Middleware:
+    """Path normalisation, body size limit, per-thread DB connection and the access log."""
+
+    def __init__(self, app: Callable, ctx: Context):
+        self.app = app
+        self.ctx = ctx
+
+    def __call__(self, environ: dict, start_response: Callable):
+        started = time.perf_counter()
+        path = environ.get("PATH_INFO") or "/"
+        if not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
+            environ["PATH_INFO"] = path = path + "/"  # served directly: clients treat 3xx as errors
+        status_holder = []
+
+        def recording_start_response(status, headers, exc_info=None):
+            status_holder.append(status)
+            return start_response(status, headers, exc_info)
+
+        length = environ.get("CONTENT_LENGTH") or "0"
+        limit = self.ctx.settings.max_body
+        if length.isdigit() and int(length) > limit:
+            body = dumps({"detail": f"Request body is larger than the limit of {limit} bytes."})
+            recording_start_response("413 Payload Too Large",
+                                     [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                      ("Connection", "close")])  # fmt: skip
+            result: Any = [body]
+        else:
+            self.ctx.store.connect()
+            result = self.app(environ, recording_start_response)
+        if access_log.isEnabledFor(logging.INFO):
+            elapsed = (time.perf_counter() - started) * 1000
+            status = status_holder[0].split(" ", 1)[0] if status_holder else "-"
+            access_log.info("%s %s %s %.1fms", environ.get("REQUEST_METHOD"), path, status, elapsed)
+        return result

@@ -1,0 +1,75 @@
+"""Users and DRF-style tokens.
+
+A token is looked up by its SHA-256 (so the lookup leaks nothing about the token) and then
+compared with :func:`hmac.compare_digest`. The token itself is kept so that ``token <user>``
+prints the same value on repeat, like ``manage.py get_token``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from swf_lite import timefmt
+from swf_lite.store import Store
+
+TOKEN_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class AuthFailed(Exception):
+    """401 with DRF's wording in ``detail``."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+NOT_PROVIDED = "Authentication credentials were not provided."
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def get_or_create_token(store: Store, username: str, is_staff: bool = False) -> str:
+    """The user's token, creating user and token on first use."""
+    username = username.strip()
+    if not username or len(username) > 150:
+        raise ValueError("username must be 1 to 150 characters")
+    User = store.models["_user"]
+    with store.db.connection_context(), store.atomic():
+        user = User.get_or_none(User.username == username)
+        if user is None:
+            token = secrets.token_hex(20)
+            User.create(username=username, token=token, token_hash=_digest(token), is_staff=is_staff,
+                        created_at=timefmt.utcnow())  # fmt: skip
+            return token
+        return user.token
+
+
+def parse_header(header: str | None) -> str | None:
+    """The token from an ``Authorization`` header, None if there is none; AuthFailed if malformed."""
+    if not header:
+        return None
+    parts = header.split()
+    if not parts or parts[0].lower() != "token":
+        return None  # another scheme: not ours, treated as no credentials
+    if len(parts) == 1:
+        raise AuthFailed("Invalid token header. No credentials provided.")
+    if len(parts) > 2:
+        raise AuthFailed("Invalid token header. Token string should not contain spaces.")
+    return parts[1]
+
+
+def authenticate(store: Store, header: str | None) -> str:
+    """The username for a valid ``Authorization: Token <t>`` header, else AuthFailed."""
+    token = parse_header(header)
+    if token is None:
+        raise AuthFailed(NOT_PROVIDED)
+    User = store.models["_user"]
+    row = User.select(User.username, User.token).where(User.token_hash == _digest(token)).tuples().first()
+    if row is None or not hmac.compare_digest(row[1].encode(), token.encode()):
+        raise AuthFailed("Invalid token.")
+    return row[0]

@@ -1,0 +1,492 @@
+"""The REST resources, each declared once.
+
+Models, routes, validation, serialization, filters, the OpenAPI document and the pages are all
+derived from these declarations (see ``../shared/contract/resources.md``). To add a field, add one
+``F(...)`` line here; the table gains the column at the next start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUIRED = object()  # marker: no default, the client must send the field
+
+FILE_STATUS = ("registered", "processing", "processed", "failed", "done")
+AGENT_TYPE = ("daqsim", "data", "processing", "fastmon", "workflow_runner", "monitor",
+              "sse_sender", "sse_receiver", "test", "other")  # fmt: skip
+AGENT_STATUS = ("UNKNOWN", "OK", "WARNING", "ERROR", "EXITED")
+OPERATIONAL_STATE = ("STARTING", "READY", "PROCESSING", "EXITED")
+WORKFLOW_STATUS = (
+    "generated", "daqsim_received", "daqsim_processing", "daqsim_complete", "data_received",
+    "data_processing", "data_complete", "processing_received", "processing_processing",
+    "processing_complete", "fastmon_received", "fastmon_processing", "fastmon_complete",
+    "workflow_complete", "failed",
+)  # fmt: skip
+WORKFLOW_AGENT = ("daqsim", "data", "processing", "fastmon", "monitor")
+DAQ_STATE = ("no_beam", "beam", "run", "calib", "test")
+DAQ_SUBSTATE = ("not_ready", "ready", "physics", "standby", "lumi", "eic", "epic", "daq", "calib")
+LOG_LEVELS = (50, 40, 30, 20, 10, 0)
+
+
+@dataclass(frozen=True)
+class F:
+    """One field. ``kind`` is one of: int, int64, float, bool, str, text, datetime, json, uuid,
+    ip, url, fk. ``default`` may be a value, :data:`REQUIRED`, or a callable's name in
+    ``auto`` (``now`` on every write, ``created`` on insert, ``uuid`` on insert)."""
+
+    name: str
+    kind: str
+    default: Any = None
+    null: bool = False
+    max_length: int | None = None
+    choices: tuple | None = None
+    unique: bool = False
+    read_only: bool = False
+    auto: str | None = None  # "created" | "now" | "uuid"
+    to: str | None = None  # fk: target resource name
+    to_field: str | None = None  # fk: target field the JSON shows (default: its pk)
+    blank: bool | None = None  # None: blank allowed unless required
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and not self.read_only
+
+    @property
+    def allow_blank(self) -> bool:
+        return (not self.required) if self.blank is None else self.blank
+
+
+def req(name: str, kind: str, **kw: Any) -> F:
+    """A required field."""
+    return F(name, kind, default=REQUIRED, **kw)
+
+
+def opt(name: str, kind: str, **kw: Any) -> F:
+    """An optional nullable field, default null."""
+    return F(name, kind, null=True, **kw)
+
+
+def ro(name: str, kind: str = "datetime", auto: str = "created") -> F:
+    """A read-only field the server sets."""
+    return F(name, kind, null=True, read_only=True, auto=auto)
+
+
+def created() -> tuple[F, F]:
+    return ro("created_at"), ro("updated_at", auto="now")
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A query parameter. ``path`` is the field (or fk.field chain); ``op``: eq, ge, le, search."""
+
+    param: str
+    path: str
+    op: str = "eq"
+    kind: str | None = None  # value type when the path leaves this resource
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str  # URL segment: /api/<name>/
+    model: str  # Django model name, used in 404 wording and table naming
+    pk: F
+    fields: tuple[F, ...]
+    filters: tuple[Filter, ...] = ()
+    ordering: tuple[str, ...] = ()
+    unique_together: tuple[tuple[str, ...], ...] = ()
+    anonymous_write: bool = False
+    writable: bool = True  # False: read-only list/detail (writes go through special endpoints)
+    generic: bool = True  # False: only special handlers serve it (no generic routes)
+    verbose_name: str | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def all_fields(self) -> tuple[F, ...]:
+        return (self.pk, *self.fields)
+
+    def field(self, name: str) -> F:
+        for f in self.all_fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def table(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def label(self) -> str:
+        """Django's default verbose name: ``StfFile`` -> ``stf file``."""
+        if self.verbose_name:
+            return self.verbose_name
+        import re
+
+        return re.sub(r"(((?<=[a-z])[A-Z])|([A-Z](?![A-Z]|$)))", r" \1", self.model).strip().lower()
+
+
+def eq(*params: str) -> tuple[Filter, ...]:
+    """Exact-match filters on same-named fields."""
+    return tuple(Filter(p, p) for p in params)
+
+
+AUTO_ID = F("id", "int", read_only=True)
+UUID_PK = {"kind": "uuid", "read_only": True, "auto": "uuid"}
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource(
+        "systemagents", "SystemAgent", AUTO_ID,
+        (
+            req("instance_name", "str", max_length=100, unique=True),
+            req("agent_type", "str", max_length=20, choices=AGENT_TYPE),
+            F("description", "text", default=""),
+            F("status", "str", default="UNKNOWN", max_length=20, choices=AGENT_STATUS),
+            opt("last_heartbeat", "datetime"),
+            opt("agent_url", "url", max_length=200),
+            F("workflow_enabled", "bool", default=True),
+            F("current_stf_count", "int", default=0),
+            F("total_stf_processed", "int", default=0),
+            opt("last_stf_processed", "datetime"),
+            opt("pid", "int"),
+            opt("hostname", "str", max_length=100),
+            F("operational_state", "str", default="STARTING", max_length=20, choices=OPERATIONAL_STATE),
+            opt("namespace", "str", max_length=100),
+            opt("metadata", "json"),
+            *created(),
+        ),
+        eq("instance_name", "agent_type", "status", "operational_state", "namespace"),
+        ("id",),
+        description="Agents and their heartbeats.",
+    ),
+    Resource(
+        "logs", "AppLog", AUTO_ID,
+        (
+            req("app_name", "str", max_length=100),
+            req("instance_name", "str", max_length=100),
+            req("timestamp", "datetime"),
+            F("level", "int", default=0, choices=LOG_LEVELS),
+            req("levelname", "str", max_length=50),
+            req("message", "text"),
+            req("module", "str", max_length=255),
+            req("funcname", "str", max_length=255),
+            req("lineno", "int"),
+            req("process", "int"),
+            req("thread", "int64"),
+            opt("extra_data", "json"),
+        ),
+        (
+            *eq("app_name", "instance_name", "levelname", "level"),
+            Filter("min_level", "level", "ge"),
+            Filter("start_time", "timestamp", "ge"),
+            Filter("end_time", "timestamp", "le"),
+            Filter("search", "app_name,instance_name,levelname,message,module,funcname", "search"),
+        ),
+        ("-timestamp", "-id"),
+        anonymous_write=True,
+        verbose_name="app log",
+        description="Python logging records posted by agents (no token needed).",
+    ),
+    Resource(
+        "runs", "Run", F("run_id", "int", read_only=True),
+        (
+            req("run_number", "int", unique=True),
+            req("start_time", "datetime"),
+            opt("end_time", "datetime"),
+            opt("run_conditions", "json"),
+        ),
+        eq("run_number"),
+        ("run_id",),
+        description="Data-taking runs.",
+    ),
+    Resource(
+        "stf-files", "StfFile", F("file_id", **UUID_PK),
+        (
+            F("machine_state", "str", default="physics", max_length=64),
+            req("stf_filename", "str", max_length=255, unique=True),
+            opt("file_size_bytes", "int64"),
+            opt("checksum", "str", max_length=64),
+            ro("created_at"),
+            F("status", "str", default="registered", max_length=20, choices=FILE_STATUS),
+            opt("metadata", "json"),
+            opt("workflow_id", "uuid"),
+            opt("daq_state", "str", max_length=20),
+            opt("daq_substate", "str", max_length=20),
+            opt("workflow_status", "str", max_length=30),
+            req("run", "fk", to="runs"),
+        ),
+        (
+            *eq("stf_filename", "run", "status", "machine_state", "workflow_id"),
+            Filter("run_number", "run.run_number", kind="int"),
+        ),
+        ("created_at",),
+        description="Super Time Frame files.",
+    ),
+    Resource(
+        "fastmon-files", "FastMonFile", F("tf_file_id", **UUID_PK),
+        (
+            req("stf_file", "fk", to="stf-files", to_field="stf_filename"),
+            req("tf_filename", "str", max_length=255, unique=True),
+            opt("tf_first", "int"),
+            opt("tf_last", "int"),
+            opt("tf_count", "int"),
+            opt("file_size_bytes", "int64"),
+            opt("checksum", "str", max_length=64),
+            F("status", "str", default="registered", max_length=20, choices=FILE_STATUS),
+            opt("metadata", "json"),
+            *created(),
+        ),
+        (
+            *eq("tf_filename", "status"),
+            Filter("stf_filename", "stf_file"),
+            Filter("run_number", "stf_file.run.run_number", kind="int"),
+        ),
+        ("created_at",),
+        verbose_name="fast mon file",
+        description="Fast-monitoring Time Frame files; stf_file is the parent's filename.",
+    ),
+    Resource(
+        "tf-slices", "TFSlice", AUTO_ID,
+        (
+            req("slice_id", "int"),
+            req("tf_first", "int"),
+            req("tf_last", "int"),
+            req("tf_count", "int"),
+            req("tf_filename", "str", max_length=255),
+            req("stf_filename", "str", max_length=255),
+            req("run_number", "int"),
+            F("status", "str", default="queued", max_length=20),
+            F("retries", "int", default=0),
+            opt("metadata", "json"),
+            *created(),
+            opt("assigned_worker", "str", max_length=255),
+            opt("assigned_at", "datetime"),
+            opt("completed_at", "datetime"),
+        ),
+        eq("run_number", "slice_id", "status", "stf_filename", "tf_filename", "assigned_worker"),
+        ("id",),
+        unique_together=(("tf_filename", "slice_id"),),
+        verbose_name="tf slice",
+        description="Slices of TF files for fast processing. Filtered lists are always plain lists.",
+    ),
+    Resource(
+        "workers", "Worker", req("worker_id", "str", max_length=255, unique=True),
+        (
+            req("run_number", "int"),
+            req("panda_job", "str", max_length=255),
+            req("location", "str", max_length=255),
+            req("status", "str", max_length=20),
+            opt("current_slice_id", "int"),
+            opt("tf_filename", "str", max_length=255),
+            F("slices_completed", "int", default=0),
+            opt("last_heartbeat", "datetime"),
+            req("started_at", "datetime"),
+            opt("ended_at", "datetime"),
+            opt("metadata", "json"),
+        ),
+        eq("run_number", "status", "location"),
+        ("worker_id",),
+        description="Fast-processing workers.",
+    ),
+    Resource(
+        "run-states", "RunState", req("run_number", "int", unique=True),
+        (
+            req("phase", "str", max_length=20),
+            req("state", "str", max_length=20),
+            opt("substate", "str", max_length=20),
+            req("target_worker_count", "int"),
+            *(F(n, "int", default=0) for n in (
+                "active_worker_count", "stf_samples_received", "slices_created", "slices_queued",
+                "slices_processing", "slices_completed", "slices_failed")),  # fmt: skip
+            req("state_changed_at", "datetime"),
+            ro("updated_at", auto="now"),
+            opt("metadata", "json"),
+        ),
+        eq("phase", "state"),
+        ("run_number",),
+        description="Fast-processing state per run; counters are plain values.",
+    ),
+    Resource(
+        "system-state-events", "SystemStateEvent", F("event_id", "int", read_only=True),
+        (
+            req("timestamp", "datetime"),
+            req("run_number", "int"),
+            req("event_type", "str", max_length=50),
+            req("state", "str", max_length=20),
+            opt("substate", "str", max_length=20),
+            req("event_data", "json"),
+        ),
+        eq("run_number", "event_type", "state"),
+        ("timestamp", "event_id"),
+        description="State-machine events of the fast-processing system.",
+    ),
+    Resource(
+        "workflows", "STFWorkflow", F("workflow_id", **UUID_PK),
+        (
+            req("filename", "str", max_length=255, unique=True),
+            opt("file_id", "uuid"),
+            opt("namespace", "str", max_length=100),
+            opt("execution_id", "str", max_length=100),
+            opt("run_id", "str", max_length=50),
+            req("daq_state", "str", max_length=20, choices=DAQ_STATE),
+            req("daq_substate", "str", max_length=20, choices=DAQ_SUBSTATE),
+            req("generated_time", "datetime"),
+            req("stf_start_time", "datetime"),
+            req("stf_end_time", "datetime"),
+            F("current_status", "str", default="generated", max_length=30, choices=WORKFLOW_STATUS),
+            F("current_agent", "str", default="daqsim", max_length=20, choices=WORKFLOW_AGENT),
+            opt("completed_at", "datetime"),
+            opt("failed_at", "datetime"),
+            opt("failure_reason", "text"),
+            opt("stf_metadata", "json"),
+            *created(),
+        ),
+        eq("filename", "namespace", "execution_id", "run_id", "current_status"),
+        ("-generated_time",),
+        verbose_name="stf workflow",
+        description="STF workflows (one per STF file as it moves through the agents).",
+    ),
+    Resource(
+        "workflow-stages", "AgentWorkflowStage", F("stage_id", **UUID_PK),
+        (
+            req("workflow", "fk", to="workflows"),
+            req("agent_name", "str", max_length=100),
+            req("agent_type", "str", max_length=20, choices=WORKFLOW_AGENT),
+            F("status", "str", default="generated", max_length=30, choices=WORKFLOW_STATUS),
+            opt("received_at", "datetime"),
+            opt("started_at", "datetime"),
+            opt("completed_at", "datetime"),
+            opt("failed_at", "datetime"),
+            opt("processing_time_seconds", "float"),
+            opt("failure_reason", "text"),
+            opt("input_message", "json"),
+            opt("output_message", "json"),
+            opt("stage_metadata", "json"),
+            *created(),
+        ),
+        eq("workflow", "agent_name", "status"),
+        ("created_at",),
+        unique_together=(("workflow", "agent_name", "agent_type"),),
+        description="One agent's stage of an STF workflow.",
+    ),
+    Resource(
+        "workflow-messages", "WorkflowMessage", F("message_id", **UUID_PK),
+        (
+            req("message_type", "str", max_length=50),
+            opt("request_id", "int"),
+            opt("sender_agent", "str", max_length=100),
+            opt("sender_type", "str", max_length=20, choices=WORKFLOW_AGENT),
+            opt("recipient_agent", "str", max_length=100),
+            opt("recipient_type", "str", max_length=20, choices=WORKFLOW_AGENT),
+            opt("namespace", "str", max_length=100),
+            opt("execution_id", "str", max_length=100),
+            opt("run_id", "str", max_length=50),
+            req("message_content", "json"),
+            F("message_metadata", "json", default={}),
+            ro("sent_at"),
+            opt("delivered_at", "datetime"),
+            opt("acknowledged_at", "datetime"),
+            opt("is_successful", "bool"),
+            opt("error_message", "text"),
+            opt("queue_name", "str", max_length=100),
+            opt("correlation_id", "str", max_length=100),
+            opt("workflow", "fk", to="workflows"),
+            opt("stage", "fk", to="workflow-stages"),
+        ),
+        eq("execution_id", "message_type", "sender_agent", "namespace", "run_id", "queue_name"),
+        ("-sent_at",),
+        description="Workflow messages; creating one publishes it on the live stream.",
+    ),
+    Resource(
+        "workflow-definitions", "WorkflowDefinition", AUTO_ID,
+        (
+            req("workflow_name", "str", max_length=200),
+            req("version", "str", max_length=50),
+            req("workflow_type", "str", max_length=100),
+            req("definition", "text"),
+            F("parameter_values", "json", default={}),
+            req("created_by", "str", max_length=100),
+            *created(),
+        ),
+        eq("workflow_name", "version", "workflow_type", "created_by"),
+        ("id",),
+        unique_together=(("workflow_name", "version"),),
+        description="Workflow definitions (immutable by convention).",
+    ),
+    Resource(
+        "workflow-executions", "WorkflowExecution", req("execution_id", "str", max_length=100, unique=True),
+        (
+            req("workflow_definition", "fk", to="workflow-definitions"),
+            opt("namespace", "str", max_length=100),
+            req("parameter_values", "json"),
+            opt("performance_metrics", "json"),
+            F("status", "str", default="pending", max_length=50),
+            req("start_time", "datetime"),
+            opt("end_time", "datetime"),
+            req("executed_by", "str", max_length=100),
+        ),
+        (
+            *eq("status", "namespace", "executed_by"),
+            Filter("workflow_name", "workflow_definition.workflow_name", kind="str"),
+        ),
+        ("-start_time",),
+        description="Executions of workflow definitions.",
+    ),
+    Resource(
+        "subscribers", "Subscriber", F("subscriber_id", "int", read_only=True),
+        (
+            req("subscriber_name", "str", max_length=255, unique=True),
+            opt("fraction", "float"),
+            opt("description", "text"),
+            F("is_active", "bool", default=True),
+            *created(),
+            F("delivery_type", "str", default="activemq", max_length=20, choices=("activemq", "sse")),
+            opt("client_ip", "ip"),
+            F("client_location", "str", default="", max_length=255),
+            opt("connected_at", "datetime"),
+            opt("disconnected_at", "datetime"),
+            opt("last_activity", "datetime"),
+            F("message_filters", "json", default={}),
+            F("messages_received", "int", default=0),
+            F("messages_sent", "int", default=0),
+            F("messages_dropped", "int", default=0),
+        ),
+        eq("subscriber_name", "is_active", "delivery_type"),
+        ("subscriber_id",),
+        description="Message subscribers (ActiveMQ queues and live stream clients).",
+    ),
+    Resource(
+        "namespaces", "Namespace", req("name", "str", max_length=100, unique=True),
+        (
+            req("owner", "str", max_length=100),
+            F("description", "text", default=""),
+            opt("metadata", "json"),
+            *created(),
+        ),
+        eq("owner"),
+        ("name",),
+        writable=False,
+        description="Namespaces; created through POST /api/namespaces/ensure/.",
+    ),
+    Resource(
+        "ai-memory", "AIMemory", AUTO_ID,
+        (
+            req("username", "str", max_length=100),
+            opt("session_id", "str", max_length=100),
+            F("role", "str", default="user", max_length=20),
+            req("content", "text"),
+            opt("namespace", "str", max_length=100),
+            opt("project_path", "str", max_length=500),
+            opt("metadata", "json"),
+            ro("created_at"),
+        ),
+        eq("username", "namespace", "session_id"),
+        ("-created_at", "-id"),
+        anonymous_write=True,
+        generic=False,
+        verbose_name="ai memory",
+        description="Dialogue turns recorded by the testbed's optional AI-memory hooks.",
+    ),
+)  # fmt: skip
+
+BY_NAME: dict[str, Resource] = {r.name: r for r in RESOURCES}

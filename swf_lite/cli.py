@@ -1,0 +1,158 @@
+"""Command line: ``serve`` (the default), ``token``/``get_token``, ``env``, ``demo-agents``.
+
+Flags are derived from :class:`swf_lite.config.Settings`; every flag also has an
+``SWF_LITE_<NAME>`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+
+from swf_lite import __version__
+from swf_lite.config import ENV_PREFIX, Settings
+
+READY = "swf-lite ready"
+COMMANDS = ("serve", "token", "get_token", "env", "demo-agents")
+
+
+def _settings_parser(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata.get('help', '')} [env {env}]"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swf-lite",
+        description="A local SWF Monitor: the testbed's REST API, counters and live stream in one process.",
+        epilog="Commands: serve (default), token USER (alias get_token), env, demo-agents. "
+        "Example: python -m swf_lite --http-port 0 --https-port 0",
+    )
+    parser.add_argument("--version", action="version", version=f"swf-lite {__version__}")
+    parser.add_argument("command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS)
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+    _settings_parser(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    overrides = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Settings)}
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if ns.command in ("token", "get_token"):
+        return cmd_token(settings, ns.args)
+    if ns.command == "env":
+        return cmd_env(settings)
+    if ns.command == "demo-agents":
+        from swf_lite import demo
+
+        return demo.main(settings, ns.args)
+    return cmd_serve(settings)
+
+
+def cmd_token(settings: Settings, args: list[str]) -> int:
+    from swf_lite import auth
+    from swf_lite.store import Store
+
+    if len(args) != 1:
+        print("usage: python -m swf_lite token <username>", file=sys.stderr)
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store(settings.db_url).open()
+    try:
+        print(auth.get_or_create_token(store, args[0]))
+    finally:
+        store.close()
+    return 0
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+def cmd_env(settings: Settings) -> int:
+    """Export lines for an existing data dir (the ports are the configured ones)."""
+    from swf_lite import auth, tls
+    from swf_lite.server import url_host
+    from swf_lite.store import Store
+
+    if not (settings.data_dir / "swf-lite.sqlite3").exists() and not settings.db:
+        print(f"no swf-lite data in {settings.data_dir}; start the server once first", file=sys.stderr)
+        return 1
+    store = Store(settings.db_url).open()
+    try:
+        token = auth.get_or_create_token(store, settings.user, is_staff=True)
+    finally:
+        store.close()
+    host = url_host(settings.host)
+    env = {"SWF_MONITOR_URL": f"https://{host}:{settings.https_port}", "SWF_MONITOR_HTTP_URL": f"http://{host}:{settings.http_port}",
+           "SWF_API_TOKEN": token}  # fmt: skip
+    bundle = settings.data_dir / tls.BUNDLE_NAME
+    if bundle.exists():
+        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = str(bundle)
+    print("\n".join(export_lines(env)))
+    return 0
+
+
+def cmd_serve(settings: Settings) -> int:
+    from swf_lite.server import PortInUse, SwfLiteServer
+
+    server = SwfLiteServer(settings)
+    try:
+        server.start()
+    except PortInUse as exc:
+        print(f"swf-lite: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"swf-lite: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print_banner(server)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    if not settings.quiet:
+        print("swf-lite stopped", flush=True)
+    return 0
+
+
+def print_banner(server) -> None:
+    s = server.settings
+    env = server.client_env()
+    if not s.quiet:
+        lines = [
+            f"swf-lite {__version__}",
+            f"  data dir   {s.data_dir}",
+            f"  database   {s.db_url}",
+            f"  http       {server.http_url}",
+        ]
+        if server.https_url:
+            lines.append(f"  https      {server.https_url}")
+            lines.append(f"  CA bundle  {server.ca_bundle}")
+        lines += [f"  token      {server.token}  (user {s.user})", "", "Point agents here:"]
+        lines += ["  " + line for line in export_lines(env)]
+        lines.append("")
+        print("\n".join(lines), flush=True)
+    https = server.https_url or "-"
+    print(f"{READY} http={server.http_url} https={https} pid={os.getpid()}", flush=True)

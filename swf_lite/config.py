@@ -1,0 +1,140 @@
+"""Settings: defaults < ``SWF_LITE_*`` environment < command-line flags, validated once.
+
+Every knob the server has is one :class:`Settings` field; the CLI derives its flags from here,
+and the pytest plugin builds a ``Settings`` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SWF_LITE_"
+
+
+def default_data_dir() -> Path:
+    """``$SWF_LITE_DATA`` or the per-user data directory (XDG on Linux)."""
+    if os.environ.get("SWF_LITE_DATA"):
+        return Path(os.environ["SWF_LITE_DATA"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "swf-lite"
+
+
+def local_zone_name() -> str:
+    """The machine's IANA zone name if it can be found, else UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        return tz
+    try:
+        link = os.readlink("/etc/localtime")
+        return link.split("zoneinfo/", 1)[1]
+    except (OSError, IndexError):
+        return "UTC"
+
+
+@dataclass
+class Settings:
+    """All settings with their defaults. ``help`` metadata feeds the CLI."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address both servers bind"})
+    http_port: int = field(default=8002, metadata={"help": "plain HTTP port (0 = pick a free one)"})
+    https_port: int = field(default=8443, metadata={"help": "HTTPS port (0 = pick a free one)"})
+    tls: bool = field(default=True, metadata={"help": "serve HTTPS too"})
+    data_dir: Path = field(default_factory=default_data_dir, metadata={"help": "data directory"})
+    db: str = field(default="", metadata={"help": "peewee database URL (default: sqlite in data dir)"})
+    cert: Path | None = field(default=None, metadata={"help": "your own server certificate (PEM)"})
+    key: Path | None = field(default=None, metadata={"help": "your own server private key (PEM)"})
+    time_zone: str = field(default_factory=local_zone_name, metadata={"help": "zone of naive input times"})
+    threads: int = field(default=8, metadata={"help": "API worker threads per server"})
+    max_body: int = field(default=1024 * 1024, metadata={"help": "largest request body in bytes"})
+    stale_agent_seconds: int = field(default=180, metadata={"help": "heartbeat age that marks agents EXITED"})
+    sse_max_clients: int = field(default=64, metadata={"help": "most open event streams"})
+    sse_queue: int = field(default=100, metadata={"help": "events buffered per stream client"})
+    sse_heartbeat: float = field(default=30.0, metadata={"help": "seconds between stream heartbeats"})
+    sse_replay: int = field(default=1000, metadata={"help": "most stored messages replayed on reconnect"})
+    user: str = field(default="admin", metadata={"help": "user whose token start-up prints"})
+    demo: bool = field(default=False, metadata={"help": "load the demo data on start"})
+    seed: Path | None = field(default=None, metadata={"help": "JSON seed file loaded on start"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
+    quiet: bool = field(default=False, metadata={"help": "print only the ready line"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Coerce types and reject impossible values with a message naming the setting."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == "":
+                continue
+            setattr(self, f.name, _coerce(f, value))
+        for name in ("http_port", "https_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ValueError(f"{name} must be between 0 and 65535")
+        for name in ("threads", "max_body", "sse_max_clients", "sse_queue"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.sse_heartbeat <= 0:
+            raise ValueError("sse_heartbeat must be positive")
+        if self.stale_agent_seconds < 0:
+            raise ValueError("stale_agent_seconds must not be negative")
+        self.log_level = self.log_level.upper()
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.time_zone!r}") from None
+        if bool(self.cert) != bool(self.key):
+            raise ValueError("--cert and --key go together")
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{self.data_dir / 'swf-lite.sqlite3'}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``SWF_LITE_<NAME>`` variables, then explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """Settings as JSON-friendly values (for ``/_swf_lite/config``)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind.startswith("Path"):
+            return Path(value).expanduser()
+    except (TypeError, ValueError):
+        raise ValueError(f"{f.name}: {value!r} is not a valid {kind.split()[0]}") from None
+    return value

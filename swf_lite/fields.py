@@ -1,0 +1,217 @@
+"""Per-kind field handling: input validation with DRF's wording, and output representation.
+
+``clean`` turns a request body into values ready for the store or raises :class:`Invalid`
+with a DRF-shaped error dict; ``represent`` turns a stored row into the response object.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import ipaddress
+import math
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from swf_lite import timefmt
+from swf_lite.catalog import REQUIRED, F, Resource
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+TRUE_VALUES = {"t", "y", "yes", "true", "on", "1", 1}
+FALSE_VALUES = {"f", "n", "no", "false", "off", "0", 0}
+_URL = re.compile(r"^(?:http|ftp)s?://[^\s/?#]+(?:[/?#]\S*)?$", re.IGNORECASE)
+_DECIMAL_TAIL = re.compile(r"\.0*\s*$")
+DATETIME_FORMAT_ERROR = (
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+)
+
+
+class Invalid(Exception):
+    """Validation failed; ``errors`` is the DRF-shaped body (``{field: [messages]}``)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+class FieldError(ValueError):
+    pass
+
+
+def _integer(value: Any, bounds: tuple[int, int]) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise FieldError("A valid integer is required.")
+    try:
+        number = int(_DECIMAL_TAIL.sub("", str(value)))
+    except ValueError:
+        raise FieldError("A valid integer is required.") from None
+    if number > bounds[1]:
+        raise FieldError(f"Ensure this value is less than or equal to {bounds[1]}.")
+    if number < bounds[0]:
+        raise FieldError(f"Ensure this value is greater than or equal to {bounds[0]}.")
+    return number
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FieldError("A valid number is required.") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise FieldError("A valid number is required.")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    key = value.lower() if isinstance(value, str) else value
+    try:
+        if key in TRUE_VALUES:
+            return True
+        if key in FALSE_VALUES:
+            return False
+    except TypeError:  # unhashable (list, dict)
+        pass
+    raise FieldError("Must be a valid boolean.")
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise FieldError("Not a valid string.")
+    return str(value)
+
+
+def _datetime(value: Any, zone: dt.tzinfo) -> dt.datetime:
+    if not isinstance(value, str):
+        raise FieldError(DATETIME_FORMAT_ERROR)
+    try:
+        return timefmt.parse(value, zone)
+    except (ValueError, OverflowError):
+        raise FieldError(DATETIME_FORMAT_ERROR) from None
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise FieldError("Must be a valid UUID.") from None
+
+
+def _ip(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise FieldError("Enter a valid IPv4 or IPv6 address.") from None
+
+
+def _url(value: Any) -> str:
+    text = _string(value)
+    if not _URL.match(text):
+        raise FieldError("Enter a valid URL.")
+    return text
+
+
+def convert(f: F, value: Any, zone: dt.tzinfo) -> Any:
+    """Coerce one non-null input value to its stored Python type (FieldError on failure)."""
+    kind = f.kind
+    if kind == "int":
+        return _integer(value, INT32)
+    if kind == "int64":
+        return _integer(value, INT64)
+    if kind == "float":
+        return _float(value)
+    if kind == "bool":
+        return _bool(value)
+    if kind == "datetime":
+        return _datetime(value, zone)
+    if kind == "uuid":
+        return _uuid(value)
+    if kind == "ip":
+        return _ip(value)
+    if kind == "json":
+        return value
+    if kind == "url":
+        return _url(value)
+    return _string(value)  # str, text
+
+
+def check(f: F, raw: Any, value: Any) -> None:
+    """Blank, length and choice rules on a converted value."""
+    if isinstance(value, str):
+        if not value.strip() and not f.allow_blank:
+            raise FieldError("This field may not be blank.")
+        if f.max_length and len(value) > f.max_length:
+            raise FieldError(f"Ensure this field has no more than {f.max_length} characters.")
+    if f.choices is not None and value not in f.choices:
+        raise FieldError(f'"{raw}" is not a valid choice.')
+
+
+FkResolver = Callable[[F, Any], Any]
+
+
+def clean(
+    r: Resource,
+    data: dict[str, Any],
+    *,
+    zone: dt.tzinfo,
+    resolve_fk: FkResolver,
+    creating: bool,
+    partial: bool = False,
+    strict_choices: bool = True,
+) -> dict[str, Any]:
+    """Validate ``data`` against ``r``: unknown and read-only keys are ignored; on create the
+    defaults are filled in. Raises :class:`Invalid` with every field error at once."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for f in r.all_fields if creating else r.fields:
+        if f.read_only:
+            continue
+        if f.name not in data:
+            if partial:
+                continue
+            if f.required:
+                errors[f.name] = ["This field is required."]
+            elif creating:
+                values[f.name] = copy.deepcopy(f.default) if f.default is not REQUIRED else None
+            continue
+        raw = data[f.name]
+        if raw is None:
+            if f.null:
+                values[f.name] = None
+            else:
+                errors[f.name] = ["This field may not be null."]
+            continue
+        try:
+            value = resolve_fk(f, raw) if f.kind == "fk" else convert(f, raw, zone)
+            check(f if strict_choices else _without_choices(f), raw, value)
+        except FieldError as exc:
+            errors[f.name] = [str(exc)]
+            continue
+        values[f.name] = value
+    if errors:
+        raise Invalid(errors)
+    return values
+
+
+def _without_choices(f: F) -> F:
+    from dataclasses import replace
+
+    return replace(f, choices=None)
+
+
+def represent(r: Resource, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row (peewee ``.dicts()`` or clean values) as the JSON object clients read."""
+    out: dict[str, Any] = {}
+    for f in r.all_fields:
+        value = row.get(f.name)
+        if value is not None:
+            if isinstance(value, dt.datetime):
+                value = timefmt.iso(value)
+            elif isinstance(value, uuid.UUID):
+                value = str(value)
+            elif f.kind == "bool":
+                value = bool(value)
+        out[f.name] = value
+    return out

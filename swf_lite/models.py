@@ -1,0 +1,116 @@
+"""peewee models derived from the catalog, plus the few internal tables.
+
+Models are built per database (``build_models``) so that several stores can live in one process
+(tests start servers with different data directories side by side).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import peewee as pw
+from playhouse.sqlite_ext import AutoIncrementField
+
+from swf_lite.catalog import REQUIRED, RESOURCES, F, Resource
+
+DB_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class UTCDateTimeField(pw.DateTimeField):
+    """Naive UTC, always with microseconds, so text order equals time order."""
+
+    def db_value(self, value):
+        if isinstance(value, dt.datetime):
+            return value.strftime(DB_TIME_FORMAT)
+        return value
+
+
+class JSONTextField(pw.TextField):
+    """Any JSON value stored as text; returned unchanged (no merge on update)."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+SIMPLE_KINDS = {
+    "int": pw.IntegerField,
+    "int64": pw.BigIntegerField,
+    "float": pw.FloatField,
+    "bool": pw.BooleanField,
+    "text": pw.TextField,
+    "datetime": UTCDateTimeField,
+    "json": JSONTextField,
+    "uuid": pw.UUIDField,
+    "ip": pw.CharField,
+    "url": pw.CharField,
+    "str": pw.CharField,
+}
+
+
+def column(f: F, resource: Resource, models: dict[str, type[pw.Model]], pk: bool = False) -> pw.Field:
+    """The peewee field for one catalog field."""
+    indexed = not pk and not f.unique and any(flt.path == f.name for flt in resource.filters)
+    kw: dict = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
+    if pk:
+        kw = {"primary_key": True}
+    if f.kind == "fk":
+        target = models[f.to]
+        to_field = getattr(target, f.to_field) if f.to_field else target._meta.primary_key
+        on_delete = "SET NULL" if f.null else "CASCADE"
+        return pw.ForeignKeyField(target, field=to_field, column_name=f.name, backref="+",
+                                  on_delete=on_delete, null=f.null, index=True)  # fmt: skip
+    if pk and f.kind == "int" and f.read_only:
+        return AutoIncrementField()
+    cls = SIMPLE_KINDS[f.kind]
+    if cls is pw.CharField:
+        kw["max_length"] = f.max_length or 255
+    if f.default is not REQUIRED and f.default is not None and not pk:
+        kw["default"] = f.default
+    return cls(**kw)
+
+
+def build_models(db: pw.Database) -> dict[str, type[pw.Model]]:
+    """One model class per resource (by resource name) plus ``_user`` and ``_state``."""
+    models: dict[str, type[pw.Model]] = {}
+    for r in RESOURCES:
+        attrs = {f.name: column(f, r, models) for f in r.fields}
+        attrs[r.pk.name] = column(r.pk, r, models, pk=True)
+        meta = {"database": db, "table_name": r.table}
+        if r.unique_together:
+            meta["indexes"] = tuple((cols, True) for cols in r.unique_together)
+        attrs["Meta"] = type("Meta", (), meta)
+        models[r.name] = type(r.model, (pw.Model,), attrs)
+
+    class User(pw.Model):
+        username = pw.CharField(max_length=150, unique=True)
+        token = pw.CharField(max_length=40, unique=True)
+        token_hash = pw.CharField(max_length=64, unique=True)
+        is_staff = pw.BooleanField(default=False)
+        created_at = UTCDateTimeField()
+
+        class Meta:
+            database = db
+            table_name = "swf_user"
+
+    class State(pw.Model):
+        """The persistent counters: one row, updated by single UPDATE ... RETURNING statements."""
+
+        id = pw.IntegerField(primary_key=True)
+        last_run_number = pw.BigIntegerField()
+        last_run_start_time = UTCDateTimeField(null=True)
+        last_agent_id = pw.BigIntegerField()
+        last_agent_registration_time = UTCDateTimeField(null=True)
+        last_workflow_execution_id = pw.BigIntegerField()
+        last_workflow_execution_time = UTCDateTimeField(null=True)
+
+        class Meta:
+            database = db
+            table_name = "swf_state"
+
+    models["_user"] = User
+    models["_state"] = State
+    return models

@@ -1,0 +1,181 @@
+"""Two cheroot servers (plain HTTP and HTTPS) over one WSGI application, in one process.
+
+``SwfLiteServer(settings).start()`` binds both sockets (port 0 resolved), serves each in a
+thread and returns; ``stop()`` ends streams, both servers and the database within ~2 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from swf_lite import auth, tls
+from swf_lite.app import Context, Middleware, build_app
+from swf_lite.config import Settings
+from swf_lite.store import Store
+
+log = logging.getLogger("swf_lite.server")
+
+HANDSHAKE_TIMEOUT = 3.0  # cheroot shakes hands in its accept loop: a stalled client blocks others
+
+
+class QuickHandshakeAdapter(BuiltinSSLAdapter):
+    """The builtin adapter with a short handshake timeout, then the server's normal timeout."""
+
+    def wrap(self, sock):
+        normal = sock.gettimeout()
+        sock.settimeout(HANDSHAKE_TIMEOUT)
+        wrapped, env = super().wrap(sock)
+        wrapped.settimeout(normal)
+        return wrapped, env
+
+
+class PortInUse(OSError):
+    def __init__(self, host: str, port: int, flag: str):
+        super().__init__(f"port {port} on {host} is already in use; choose another with {flag} (0 picks a free one)")
+        self.port = port
+        self.flag = flag
+
+
+@dataclass
+class Endpoint:
+    name: str
+    server: wsgi.Server
+    thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.bind_addr[1]
+
+
+def url_host(host: str) -> str:
+    """The host as it goes into a URL (wildcards become loopback; IPv6 gets brackets)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+class SwfLiteServer:
+    """The running service: store, application, servers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store: Store | None = None
+        self.ctx: Context | None = None
+        self.tls: tls.TlsFiles | None = None
+        self.token: str = ""
+        self.endpoints: list[Endpoint] = []
+        self._stopped = threading.Event()
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def start(self) -> SwfLiteServer:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = Store(s.db_url).open()
+        self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
+        self.ctx = Context(s, self.store)
+        self.app = Middleware(build_app(self.ctx), self.ctx)
+        self._load_initial_data()
+        if s.tls:
+            self.tls = tls.ensure_certificates(s.data_dir, hosts=(*tls.DEFAULT_HOSTS, s.host), cert=s.cert, key=s.key)
+        try:
+            self.endpoints.append(self._bind("http", s.http_port, "--http-port"))
+            if s.tls:
+                self.endpoints.append(self._bind("https", s.https_port, "--https-port"))
+        except BaseException:
+            self.stop()
+            raise
+        for ep in self.endpoints:
+            ep.thread = threading.Thread(target=ep.server.serve, name=f"swf-lite-{ep.name}", daemon=True)
+            ep.thread.start()
+        return self
+
+    def _load_initial_data(self) -> None:
+        """``--demo`` / ``--seed``: filled in by the demo module when present."""
+        from swf_lite import seeding
+
+        seeding.load_initial(self)
+
+    def _bind(self, name: str, port: int, flag: str) -> Endpoint:
+        s = self.settings
+        server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients,
+                             server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
+        server.max_request_body_size = s.max_body  # backstop for chunked bodies
+        if name == "https":
+            server.ssl_adapter = QuickHandshakeAdapter(str(self.tls.cert), str(self.tls.key))
+        try:
+            server.prepare()
+        except OSError as exc:
+            if "in use" in str(exc).lower() or getattr(exc, "errno", None) == 98:
+                raise PortInUse(s.host, port, flag) from None
+            raise
+        return Endpoint(name, server)
+
+    # -- facts for clients ---------------------------------------------------------------------
+
+    def url(self, name: str) -> str:
+        for ep in self.endpoints:
+            if ep.name == name:
+                return f"{name}://{url_host(self.settings.host)}:{ep.port}"
+        raise LookupError(f"no {name} server")
+
+    @property
+    def http_url(self) -> str:
+        return self.url("http")
+
+    @property
+    def https_url(self) -> str | None:
+        return self.url("https") if self.settings.tls else None
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return self.tls.ca_bundle if self.tls else None
+
+    def client_env(self) -> dict[str, str]:
+        """The variables an agent needs to talk to this server."""
+        env = {
+            "SWF_MONITOR_URL": self.https_url or self.http_url,
+            "SWF_MONITOR_HTTP_URL": self.http_url,
+            "SWF_API_TOKEN": self.token,
+        }
+        if self.ca_bundle:
+            env["REQUESTS_CA_BUNDLE"] = str(self.ca_bundle)
+            env["CURL_CA_BUNDLE"] = str(self.ca_bundle)
+        return env
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Streams first (they watch the stop event), then both servers, then the database."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.ctx:
+            self.ctx.stopping.set()
+        stoppers = [threading.Thread(target=ep.server.stop, daemon=True) for ep in self.endpoints]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(timeout=2)
+        for ep in self.endpoints:
+            if ep.thread:
+                ep.thread.join(timeout=1)
+        if self.store:
+            self.store.close()
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def __enter__(self) -> SwfLiteServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
