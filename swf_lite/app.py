@@ -15,7 +15,7 @@ from typing import Any
 import bottle
 
 from swf_lite import sse
-from swf_lite.api import admin, resources, special
+from swf_lite.api import admin, resources, schema, special
 from swf_lite.api.http import dumps, json_errors
 from swf_lite.catalog import Resource
 from swf_lite.config import Settings
@@ -35,11 +35,24 @@ class Context:
         self.stopping = threading.Event()
         self.resources: resources.ResourceAPI | None = None
         self.on_create: dict[str, list[Callable[[Resource, dict, int], None]]] = {}
+        self.on_reset: list[Callable[[], None]] = []
 
     def created(self, r: Resource, obj: dict[str, Any], rowid: int) -> None:
         """Run the hooks registered for new rows of ``r`` (e.g. publish a message to streams)."""
         for hook in self.on_create.get(r.name, ()):
             hook(r, obj, rowid)
+
+
+    def reset(self, next_values: dict[str, int] | None = None) -> None:
+        """Empty every table, restart the counters (or set them), then run the reset hooks
+        (e.g. clear stream buffers)."""
+        from swf_lite import counters
+
+        self.store.reset()
+        if next_values:
+            counters.set_next(self.store, next_values)
+        for hook in self.on_reset:
+            hook()
 
 
 def build_app(ctx: Context) -> bottle.Bottle:
@@ -49,6 +62,7 @@ def build_app(ctx: Context) -> bottle.Bottle:
     special.mount(app, ctx, api)  # specific paths first: they win over the generic <pk> routes
     sse.mount(app, ctx)
     admin.mount(app, ctx)
+    schema.mount(app, ctx)
     api.mount(app)
     app.default_error_handler = _error_page
     return app
