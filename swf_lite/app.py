@@ -42,7 +42,6 @@ class Context:
         for hook in self.on_create.get(r.name, ()):
             hook(r, obj, rowid)
 
-
     def reset(self, next_values: dict[str, int] | None = None) -> None:
         """Empty every table, restart the counters (or set them), then run the reset hooks
         (e.g. clear stream buffers)."""
@@ -56,7 +55,8 @@ class Context:
 
 
 def build_app(ctx: Context) -> bottle.Bottle:
-    app = bottle.Bottle(catchall=True, autojson=False)
+    app = bottle.Bottle(catchall=True)
+    app.config["json.enable"] = False
     app.install(json_errors)
     api = ctx.resources = resources.ResourceAPI(ctx)
     special.mount(app, ctx, api)  # specific paths first: they win over the generic <pk> routes

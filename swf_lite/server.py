@@ -21,7 +21,7 @@ from swf_lite.store import Store
 
 log = logging.getLogger("swf_lite.server")
 
-HANDSHAKE_TIMEOUT = 3.0  # cheroot shakes hands in its accept loop: a stalled client blocks others
+HANDSHAKE_TIMEOUT = 1.0  # cheroot shakes hands in its accept loop: a stalled client blocks others
 
 
 class QuickHandshakeAdapter(BuiltinSSLAdapter):

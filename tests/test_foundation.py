@@ -1,0 +1,361 @@
+"""Issue 3: both servers, trusted TLS, the store, atomic counters, tokens, CLI life cycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from swf_lite.config import Settings
+from swf_lite.server import HANDSHAKE_TIMEOUT, SwfLiteServer
+from swf_lite.store import Store
+
+from conftest import make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_RE = re.compile(r"^swf-lite ready http=(\S+) https=(\S+) pid=(\d+)$", re.M)
+RUN = "/api/state/next-run-number/"
+
+
+def run_numbers(base: str, token: str, bundle: str, calls: int) -> list[int]:
+    """``calls`` counter requests on one keep-alive session, verified against ``bundle``."""
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"Token {token}"
+        out = []
+        for _ in range(calls):
+            r = s.post(base + RUN, timeout=10, verify=bundle, allow_redirects=False)
+            r.raise_for_status()
+            body = r.json()
+            assert body["status"] == "success"
+            out.append(body["run_number"])
+        return out
+
+
+def assert_contiguous(values: list[int], start: int) -> None:
+    assert len(set(values)) == len(values), "a number was handed out twice"
+    assert sorted(values) == list(range(start, start + len(values)))
+
+
+# -- counters ------------------------------------------------------------------------------------
+
+
+def test_counters_16_threads_over_https_unique_and_contiguous(server):
+    bundle = str(server.ca_bundle)
+    with ThreadPoolExecutor(16) as pool:
+        chunks = list(pool.map(lambda _: run_numbers(server.https_url, server.token, bundle, 50), range(16)))
+    assert_contiguous([v for chunk in chunks for v in chunk], 100010)
+
+
+@pytest.mark.parametrize(
+    "endpoint, key, first",
+    [("next-run-number", "run_number", 100010), ("next-agent-id", "agent_id", 1),
+     ("next-workflow-execution-id", "sequence", 1)],
+)  # fmt: skip
+def test_counter_shapes(api, endpoint, key, first):
+    r1 = api.post(f"/api/state/{endpoint}/", json={"workflow_name": "ignored"})
+    r2 = api.post(f"/api/state/{endpoint}/")
+    assert r1.status_code == r2.status_code == 200
+    assert r1.json() == {key: first, "status": "success"}
+    assert r2.json() == {key: first + 1, "status": "success"}
+    get = api.get(f"/api/state/{endpoint}/")
+    assert get.status_code == 405
+    assert get.json() == {"detail": 'Method "GET" not allowed.'}
+    assert "POST" in get.headers["Allow"]
+
+
+def test_counters_need_a_token(anon):
+    r = anon.post(RUN)
+    assert r.status_code == 401
+    assert r.json() == {"detail": "Authentication credentials were not provided."}
+
+
+def test_counters_survive_restart(tmp_path):
+    settings = make_settings(tmp_path / "d")
+    with SwfLiteServer(settings) as srv:
+        first = run_numbers(srv.http_url, srv.token, True, 3)
+    with SwfLiteServer(make_settings(tmp_path / "d")) as srv:
+        second = run_numbers(srv.http_url, srv.token, True, 2)
+    assert first + second == list(range(100010, 100015))
+
+
+def start_cli(data_dir: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, re.Match]:
+    """``python -m swf_lite`` on port 0; returns the process and its parsed ready line."""
+    cmd = [sys.executable, "-m", "swf_lite", "--data-dir", str(data_dir), "--http-port", "0", "--https-port", "0",
+           "--log-level", "WARNING", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 20
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = READY_RE.match(line.strip())
+        if match:
+            return proc, match
+    proc.kill()
+    raise AssertionError(f"no ready line; got {seen!r}; stderr {proc.stderr.read()!r}")
+
+
+def stop_cli(proc: subprocess.Popen, sig=signal.SIGTERM) -> float:
+    started = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return time.monotonic() - started
+
+
+def test_counters_from_4_processes_sharing_one_data_dir(tmp_path):
+    """Four server processes on one SQLite file, hammered at once: still no repeats."""
+    data = tmp_path / "shared"
+    procs = [start_cli(data, "--quiet") for _ in range(4)]
+    try:
+        token = subprocess.run([sys.executable, "-m", "swf_lite", "token", "admin", "--data-dir", str(data)],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        bundle = str(data / "ca_bundle.pem")
+        bases = [m.group(2) for _, m in procs]
+        with ThreadPoolExecutor(8) as pool:
+            chunks = list(pool.map(lambda i: run_numbers(bases[i % 4], token, bundle, 40), range(8)))
+    finally:
+        for proc, _ in procs:
+            stop_cli(proc)
+    assert_contiguous([v for chunk in chunks for v in chunk], 100010)
+
+
+# -- TLS ---------------------------------------------------------------------------------------------
+
+
+def test_stock_requests_trusts_the_bundle_through_the_environment(server, monkeypatch):
+    """What an agent does: REQUESTS_CA_BUNDLE exported, a plain Session, no verify argument."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_bundle))
+    with requests.Session() as s:
+        s.headers["Authorization"] = f"Token {server.token}"
+        r = s.post(server.https_url + RUN, timeout=10)
+        assert r.status_code == 200
+        localhost = server.https_url.replace("127.0.0.1", "localhost")
+        assert s.get(localhost + "/health", timeout=10).json()["status"] == "ok"
+
+
+def test_without_the_bundle_verification_fails(server, monkeypatch):
+    """The check above is real: an empty-handed client is refused."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(server.https_url + "/health", timeout=10)
+
+
+@pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
+def test_strict_x509_verification_accepts_the_chain(server, hostname):
+    ctx = ssl.create_default_context(cafile=str(server.ca_bundle))
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    port = int(server.https_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as tls_sock:
+            assert tls_sock.version() in ("TLSv1.2", "TLSv1.3")
+            tls_sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert tls_sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_stalled_tls_client_does_not_block_others(server):
+    """cheroot shakes hands in its accept loop; a silent client must not hold it for long."""
+    port = int(server.https_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        started = time.monotonic()
+        r = requests.get(server.https_url + "/health", timeout=10, verify=str(server.ca_bundle))
+        assert r.status_code == 200
+        assert time.monotonic() - started < HANDSHAKE_TIMEOUT + 1.5
+
+
+# -- files and store -----------------------------------------------------------------------------
+
+
+def test_private_files_are_0600(server):
+    data = server.settings.data_dir
+    for name in ("swf-lite.sqlite3", "ssl_key.pem", "ca_key.pem"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def test_store_upgrade_adds_columns_and_keeps_rows(tmp_path):
+    """A table from an older version (missing a column) is upgraded in place at start."""
+    db_path = tmp_path / "old.sqlite3"
+    import sqlite3
+
+    con = sqlite3.connect(db_path)
+    con.execute('CREATE TABLE "runs" ("run_id" INTEGER PRIMARY KEY AUTOINCREMENT, "run_number" INTEGER NOT NULL '
+                'UNIQUE, "start_time" DATETIME NOT NULL)')  # fmt: skip
+    con.execute("INSERT INTO runs (run_number, start_time) VALUES (7, '2026-03-31 10:00:00.000000')")
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db_path}").open()
+    try:
+        columns = {c.name for c in store.db.get_columns("runs")}
+        assert {"end_time", "run_conditions"} <= columns
+        row = store.get(__import__("swf_lite.catalog").catalog.BY_NAME["runs"], 1)
+        assert row["run_number"] == 7 and row["end_time"] is None
+    finally:
+        store.close()
+
+
+def test_memory_database_is_refused():
+    with pytest.raises(ValueError, match="memory"):
+        Store("sqlite:///:memory:")
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+def test_token_command_is_idempotent_and_the_token_works(tmp_path):
+    data = tmp_path / "tok"
+    cmd = [sys.executable, "-m", "swf_lite", "--data-dir", str(data)]
+    first = subprocess.run([*cmd[:3], "token", "alice", *cmd[3:]], capture_output=True, text=True, check=True)
+    again = subprocess.run([*cmd[:3], "get_token", "alice", *cmd[3:]], capture_output=True, text=True, check=True)
+    token = first.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{40}", token)
+    assert again.stdout.strip() == token
+    with SwfLiteServer(make_settings(data)) as srv:
+        r = requests.post(srv.http_url + RUN, headers={"Authorization": f"token {token}"}, timeout=10)
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header, detail",
+    [
+        (None, "Authentication credentials were not provided."),
+        ("Token " + "0" * 40, "Invalid token."),
+        ("Token", "Invalid token header. No credentials provided."),
+        ("Token abc def", "Invalid token header. Token string should not contain spaces."),
+        ("Bearer abc", "Authentication credentials were not provided."),
+    ],
+)
+def test_401_shapes(server, header, detail):
+    headers = {"Authorization": header} if header else {}
+    r = requests.post(server.http_url + "/api/runs/", json={}, headers=headers, timeout=10)
+    assert r.status_code == 401
+    assert r.json() == {"detail": detail}
+    assert r.headers["WWW-Authenticate"] == "Token"
+
+
+# -- health, errors, logging -----------------------------------------------------------------------
+
+
+def test_health_and_unknown_api_path(anon):
+    health = anon.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok" and health.json()["version"]
+    missing = anon.get("/api/no-such-thing/")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "Not found."}
+
+
+def test_access_log_has_method_path_status_ms(server, caplog):
+    with caplog.at_level(logging.INFO, logger="swf_lite.access"):
+        requests.get(server.http_url + "/api/runs/?x=1", timeout=10)
+    assert any(re.search(r"GET /api/runs/ 200 \d+\.\d+ms", rec.getMessage()) for rec in caplog.records)
+
+
+def test_settings_from_env_and_validation(tmp_path):
+    s = Settings.from_env({"SWF_LITE_HTTP_PORT": "9100", "SWF_LITE_TLS": "false"}, data_dir=tmp_path)
+    assert s.http_port == 9100 and s.tls is False
+    with pytest.raises(ValueError, match="http_port"):
+        Settings(data_dir=tmp_path, http_port=70000)
+    with pytest.raises(ValueError, match="time zone"):
+        Settings(data_dir=tmp_path, time_zone="Mars/Olympus")
+
+
+# -- the CLI as a user runs it ---------------------------------------------------------------------
+
+
+def test_cli_prints_urls_then_ready_and_stops_on_sigterm(tmp_path):
+    data = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "swf_lite", "--data-dir", str(data), "--http-port", "0", "--https-port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = []
+    try:
+        for _ in range(40):
+            line = proc.stdout.readline()
+            banner.append(line)
+            if line.startswith("swf-lite ready"):
+                break
+        text = "".join(banner)
+        ready = READY_RE.search(text)
+        assert ready, text
+        http, https = ready.group(1), ready.group(2)
+        assert not http.endswith(":0") and not https.endswith(":0")
+        expected = ("swf-lite 0", "data dir", http, https, "CA bundle", "token", "export SWF_MONITOR_URL",
+                    "export REQUESTS_CA_BUNDLE", "swf-lite ready")  # fmt: skip
+        order = [text.index(s) for s in expected]
+        assert order == sorted(order), text
+        token = re.search(r"SWF_API_TOKEN=(\w+)", text).group(1)
+        r = requests.post(https + RUN, headers={"Authorization": f"Token {token}"}, timeout=10,
+                          verify=str(data / "ca_bundle.pem"))  # fmt: skip
+        assert r.json()["run_number"] == 100010
+        assert urllib.request.urlopen(http + "/health", timeout=5).status == 200
+    finally:
+        elapsed = stop_cli(proc)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert elapsed < 2.5
+    assert "swf-lite stopped" in proc.stdout.read()
+
+
+def test_cli_ctrl_c_stops_cleanly(tmp_path):
+    proc, _ = start_cli(tmp_path / "c", "--quiet")
+    elapsed = stop_cli(proc, signal.SIGINT)
+    assert proc.returncode == 0
+    assert elapsed < 2.5
+    assert "Traceback" not in proc.stderr.read()
+
+
+def test_busy_port_gives_one_line_naming_the_flag(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cmd = [sys.executable, "-m", "swf_lite", "--data-dir", str(tmp_path / "b"), "--http-port", str(port),
+               "--https-port", "0"]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip() and " INFO " not in line]
+    assert len(lines) == 1, result.stderr
+    assert str(port) in lines[0] and "--http-port" in lines[0]
+
+
+def test_zero_install_launcher_and_env_command(tmp_path):
+    """``python swf_lite.py`` from a checkout, and ``env`` for an existing data dir."""
+    env = dict(os.environ, PYTHONPATH="")
+    proc, ready = start_cli(tmp_path / "z", "--quiet", env=env)
+    stop_cli(proc)
+    launcher = subprocess.run([sys.executable, str(ROOT / "swf_lite.py"), "--version"], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=20)  # fmt: skip
+    assert launcher.returncode == 0 and launcher.stdout.startswith("swf-lite ")
+    out = subprocess.run([sys.executable, "-m", "swf_lite", "env", "--data-dir", str(tmp_path / "z")],
+                         capture_output=True, text=True, timeout=20, check=True).stdout  # fmt: skip
+    for name in ("SWF_MONITOR_URL", "SWF_MONITOR_HTTP_URL", "SWF_API_TOKEN", "REQUESTS_CA_BUNDLE"):
+        assert f"export {name}=" in out
+
+
+def test_in_process_stop_is_quick_and_idempotent(tmp_path):
+    srv = SwfLiteServer(make_settings(tmp_path / "s")).start()
+    started = time.monotonic()
+    stopper = threading.Thread(target=srv.stop)
+    stopper.start()
+    stopper.join(5)
+    assert time.monotonic() - started < 2
+    srv.stop()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(srv.http_url + "/health", timeout=2)
