@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, unknown = parser.parse_known_args(argv)
+    if unknown and ns.command != "demo-agents":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     overrides = {f.name: getattr(ns, f.name) for f in dataclasses.fields(Settings)}
     try:
         settings = Settings.from_env(**overrides)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "demo-agents":
         from swf_lite import demo
 
-        return demo.main(settings, ns.args)
+        return demo.main(settings, ns.args + unknown)
     return cmd_serve(settings)
 
 
