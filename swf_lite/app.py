@@ -47,6 +47,7 @@ class Context:
         (e.g. clear stream buffers)."""
         from swf_lite import counters
 
+        self.store.connect()  # callable from any thread (test fixtures, admin API)
         self.store.reset()
         if next_values:
             counters.set_next(self.store, next_values)

@@ -1,5 +1,79 @@
-"""Test/demo admin API under ``/_swf_lite/`` (reset, seed, config). Placeholder: issue 6."""
+"""Test and demo admin API under ``/_swf_lite/`` (not part of the real monitor's contract).
+
+- ``POST /_swf_lite/reset/``: empty every table, restart the counters (or set them from
+  ``{"counters": {"next_run_number": 200000, ...}}``) and clear stream buffers (reset hooks).
+- ``POST /_swf_lite/seed/``: load a JSON body in the seed-file format (see :mod:`swf_lite.seeding`),
+  all or nothing.
+- ``GET /_swf_lite/config/``: the settings as JSON (database credentials masked; no tokens).
+
+All three need a token. A ``GET`` of a POST-only endpoint answers 400 saying to use POST (a
+browser or a curl without ``-X POST`` should get a reason, not a bare 405).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from swf_lite import __version__, seeding
+from swf_lite.api.http import ApiError, json_response, read_json, require_token
+
+PREFIX = "/_swf_lite"
 
 
 def mount(app, ctx) -> None:
-    """Register the admin routes."""
+    """Register the admin routes (paths end with ``/``; the middleware adds a missing one)."""
+    store = ctx.store
+
+    @app.post(f"{PREFIX}/reset/")
+    def reset():
+        require_token(store)
+        body = read_json()
+        try:
+            wanted = seeding.normalize_counters(body.get("counters") or {})
+        except ValueError as exc:
+            raise ApiError(400, {"counters": [str(exc)]}) from None
+        started = time.perf_counter()
+        store.connect()
+        ctx.reset(wanted)
+        return json_response({"status": "success", "counters": seeding.next_values(store),
+                              "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})  # fmt: skip
+
+    @app.post(f"{PREFIX}/seed/")
+    def seed():
+        require_token(store)
+        body = read_json()
+        try:
+            loaded = seeding.load(ctx, body)
+        except ValueError as exc:
+            raise ApiError(400, {"detail": str(exc)}) from None
+        return json_response({"status": "success", "loaded": loaded, "counters": seeding.next_values(store)})
+
+    @app.get(f"{PREFIX}/config/")
+    def config():
+        require_token(store)
+        return json_response({"version": __version__, "settings": public_settings(ctx.settings)})
+
+    def post_only(name: str):
+        def handler():
+            raise ApiError(400, f"{PREFIX}/{name}/ takes POST with a JSON body (and a token), not GET.")
+
+        handler.__name__ = f"{name}_get"
+        return handler
+
+    for name in ("reset", "seed"):
+        app.get(f"{PREFIX}/{name}/", callback=post_only(name))
+
+
+def public_settings(settings) -> dict[str, Any]:
+    """``Settings.public()`` without secrets: a password in the database URL is masked."""
+    out = settings.public()
+    out["db"] = mask_url(out.get("db") or "")
+    out["db_url"] = mask_url(settings.db_url)
+    return out
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)
