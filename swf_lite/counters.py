@@ -35,7 +35,7 @@ def next_value(store: Store, counter: Counter) -> int:
         f'UPDATE "swf_state" SET "{counter.column}" = "{counter.column}" + 1, '
         f'"{counter.time_column}" = ? WHERE "id" = 1 RETURNING "{counter.column}"'
     )
-    cursor = store.db.execute_sql(sql, (timefmt.utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"),))
+    cursor = store.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()),))
     rows = cursor.fetchall()  # consume fully so the statement completes and commits
     return int(rows[0][0])
 

@@ -41,7 +41,12 @@ def parse(value: str, zone: dt.tzinfo) -> dt.datetime:
 
 def iso(value: dt.datetime | None) -> str | None:
     """Naive UTC -> ``2026-03-31T23:22:52.123456Z``."""
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else value.isoformat(timespec="microseconds") + "Z"  # zero-pads years < 1000
+
+
+def to_db(value: dt.datetime) -> str:
+    """The stored text form: fixed width (zero-padded year, microseconds) so text order is time order."""
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def utcnow() -> dt.datetime:
