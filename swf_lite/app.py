@@ -6,6 +6,7 @@ json_errors plugin -> handler (generic resource or special endpoint).
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -97,7 +98,7 @@ class Middleware:
     def __call__(self, environ: dict, start_response: Callable):
         started = time.perf_counter()
         path = environ.get("PATH_INFO") or "/"
-        if not path.endswith("/") and "." not in path.rsplit("/", 1)[-1]:
+        if not path.endswith("/"):
             environ["PATH_INFO"] = path = path + "/"  # served directly: clients treat 3xx as errors
         status_holder = []
 
@@ -105,19 +106,34 @@ class Middleware:
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 
-        length = environ.get("CONTENT_LENGTH") or "0"
-        limit = self.ctx.settings.max_body
-        if length.isdigit() and int(length) > limit:
-            body = dumps({"detail": f"Request body is larger than the limit of {limit} bytes."})
-            recording_start_response("413 Payload Too Large",
-                                     [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                      ("Connection", "close")])  # fmt: skip
-            result: Any = [body]
-        else:
+        if self._body_fits(environ):
             self.ctx.store.connect()
-            result = self.app(environ, recording_start_response)
+            result: Any = self.app(environ, recording_start_response)
+        else:
+            limit = self.ctx.settings.max_body
+            body = dumps({"detail": f"Request body is larger than the limit of {limit} bytes."})
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
+            recording_start_response("413 Payload Too Large", headers)
+            result = [body]
         if access_log.isEnabledFor(logging.INFO):
             elapsed = (time.perf_counter() - started) * 1000
             status = status_holder[0].split(" ", 1)[0] if status_holder else "-"
             access_log.info("%s %s %s %.1fms", environ.get("REQUEST_METHOD"), path, status, elapsed)
         return result
+
+    def _body_fits(self, environ: dict) -> bool:
+        """Enforce the body limit. A chunked body (cheroot has already de-chunked it) is read here,
+        at most limit + 1 bytes, and handed on as a sized body: bottle would try to de-chunk again."""
+        limit = self.ctx.settings.max_body
+        length = environ.get("CONTENT_LENGTH") or ""
+        if length.isdigit():
+            return int(length) <= limit
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return True
+        data = environ["wsgi.input"].read(limit + 1)
+        if len(data) > limit:
+            return False
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        del environ["HTTP_TRANSFER_ENCODING"]
+        return True

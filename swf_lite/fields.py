@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import ipaddress
+import json
 import math
 import re
 import uuid
@@ -58,7 +59,7 @@ def _integer(value: Any, bounds: tuple[int, int]) -> int:
 def _float(value: Any) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond any float
         raise FieldError("A valid number is required.") from None
     if isinstance(value, bool) or not math.isfinite(number):
         raise FieldError("A valid number is required.")
@@ -99,6 +100,15 @@ def _uuid(value: Any) -> uuid.UUID:
         raise FieldError("Must be a valid UUID.") from None
 
 
+def _json(value: Any) -> Any:
+    """Any JSON value, as long as it can be written back out (NaN and Infinity cannot)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise FieldError("Value must be valid JSON.") from None
+    return value
+
+
 def _ip(value: Any) -> str:
     try:
         return str(ipaddress.ip_address(str(value).strip()))
@@ -131,10 +141,18 @@ def convert(f: F, value: Any, zone: dt.tzinfo) -> Any:
     if kind == "ip":
         return _ip(value)
     if kind == "json":
-        return value
+        return _json(value)
     if kind == "url":
         return _url(value)
     return _string(value)  # str, text
+
+
+def choice(f: F, raw: Any) -> Any:
+    """A choice field's input matched by its text (DRF's ChoiceField: ``"40"`` selects ``40``)."""
+    for option in f.choices:
+        if str(option) == str(raw):
+            return option
+    raise FieldError(f'"{raw}" is not a valid choice.')
 
 
 def check(f: F, raw: Any, value: Any) -> None:
@@ -184,7 +202,12 @@ def clean(
                 errors[f.name] = ["This field may not be null."]
             continue
         try:
-            value = resolve_fk(f, raw) if f.kind == "fk" else convert(f, raw, zone)
+            if f.kind == "fk":
+                value = resolve_fk(f, raw)
+            elif f.choices is not None and strict_choices:
+                value = choice(f, raw)  # DRF validates choices before type and length
+            else:
+                value = convert(f, raw, zone)
             check(f if strict_choices else _without_choices(f), raw, value)
         except FieldError as exc:
             errors[f.name] = [str(exc)]

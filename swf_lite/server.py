@@ -108,7 +108,7 @@ class SwfLiteServer:
         s = self.settings
         server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients,
                              server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
-        server.max_request_body_size = s.max_body  # backstop for chunked bodies
+        server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413
         server.keep_alive_conn_limit = 256  # default 10: more agents than that would reconnect per call
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)
         if name == "https":

@@ -10,7 +10,7 @@ from typing import Any
 
 import bottle
 
-from swf_lite import auth
+from swf_lite import auth, fields
 
 log = logging.getLogger("swf_lite.api")
 
@@ -56,13 +56,20 @@ def read_json() -> dict[str, Any]:
     if ctype != "application/json" and not ctype.endswith("+json") and ctype:
         raise ApiError(415, f'Unsupported media type "{ctype}" in request.')
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "JSON parse error - nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"JSON parse error - {exc}") from None
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ApiError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {got}."]})
     return data
+
+
+def _reject_constant(name: str):
+    """DRF's strict JSON: NaN and Infinity are not JSON."""
+    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
 
 
 def require_token(store) -> str:
@@ -83,6 +90,8 @@ def json_errors(callback: Callable) -> Callable:
             raise
         except ApiError as exc:
             return exc.response()
+        except fields.Invalid as exc:
+            return json_response(exc.errors, 400)
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with traceback
             log.exception("unexpected failure in %s %s", bottle.request.method, bottle.request.path)
             return json_response({"detail": f"Internal server error: {type(exc).__name__}"}, 500)

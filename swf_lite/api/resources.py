@@ -52,13 +52,15 @@ class ResourceAPI:
         handler.__name__ = f"{method.__name__}_{r.table}"
         return handler
 
-    def _authorize_write(self, r: Resource) -> None:
-        if not r.anonymous_write:
+    def _authorize_write(self, r: Resource, creating: bool = False) -> None:
+        """Every write needs a token, except creating rows of an ``anonymous_write`` resource."""
+        if not (r.anonymous_write and creating):
             require_token(self.store)
 
     # -- reads ---------------------------------------------------------------------------------
 
     def list(self, r: Resource):
+        self.store.analyze_if_grown(r)
         model = self.store.model(r)
         query = model.select()
         params = bottle.request.query
@@ -81,8 +83,8 @@ class ResourceAPI:
         url = bottle.request.url
         nxt = _with_query(url, limit=limit_n, offset=offset_n + limit_n) if offset_n + limit_n < count else None
         prev = None
-        if offset_n > 0:
-            prev = _with_query(url, limit=limit_n, offset=max(offset_n - limit_n, 0))
+        if offset_n > 0:  # like DRF: the first page's link carries no offset
+            prev = _with_query(url, limit=limit_n, offset=offset_n - limit_n if offset_n > limit_n else None)
         return {"count": count, "next": nxt, "previous": prev, "results": rows}
 
     def _ordering(self, r: Resource, model: type[pw.Model], requested: str | None) -> list:
@@ -147,7 +149,7 @@ class ResourceAPI:
 
     def _lookup(self, r: Resource, pk: str) -> dict[str, Any]:
         key = _pk_value(r.pk, pk)
-        row = self.store.get(r, key)
+        row = self.store.get(r, key) if key is not None else None
         if row is None:
             raise not_found(r.model)
         return row
@@ -202,7 +204,7 @@ class ResourceAPI:
         return out
 
     def create(self, r: Resource):
-        self._authorize_write(r)
+        self._authorize_write(r, creating=True)
         values = self.clean(r, read_json(), creating=True)
         with self.store.atomic():
             out = self.save_new(r, values)
@@ -254,23 +256,28 @@ def _pk_value(f: F, raw: str) -> Any:
         if f.kind in ("int", "int64"):
             if not raw.lstrip("-").isdigit():
                 raise ValueError(raw)
-            return int(raw)
+            number = int(raw)
+            return number if -(2**63) <= number < 2**63 else None  # None: an integer no row can have
         if f.kind == "uuid":
             return uuid.UUID(raw)
     except ValueError:
         raise not_found() from None
-    return urllib.parse.unquote(raw)
+    return raw  # already percent-decoded by the server
 
 
 def _non_negative(raw: str | None, default: int) -> int:
+    """A limit/offset parameter: bad values take the default, huge ones stop at SQL's 64-bit range."""
     try:
-        return max(int(raw), 0) if raw not in (None, "") else default
+        return min(max(int(raw), 0), 2**62) if raw not in (None, "") else default
     except ValueError:
         return default
 
 
 def _with_query(url: str, **updates: Any) -> str:
+    """``url`` with the given query parameters replaced (a None value removes the parameter)."""
     parts = urllib.parse.urlsplit(url)
     query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    query.update({k: str(v) for k, v in updates.items()})
+    query.update({k: str(v) for k, v in updates.items() if v is not None})
+    for k in [k for k, v in updates.items() if v is None]:
+        query.pop(k, None)
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))

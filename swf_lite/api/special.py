@@ -54,6 +54,18 @@ def mount(app: bottle.Bottle, ctx, resources) -> None:
     for counter in counters.COUNTERS:
         app.post(f"/api/state/{counter.endpoint}/", callback=counter_route(counter))
 
+    def post_only(path: str) -> None:
+        """Other methods on a POST-only action path answer 405 (not the detail route's 404)."""
+
+        def not_allowed():
+            raise ApiError(405, f'Method "{bottle.request.method}" not allowed.', {"Allow": "POST, OPTIONS"})
+
+        not_allowed.__name__ = "not_allowed_" + path.strip("/").replace("/", "_").replace("-", "_")
+        app.route(path, ["GET", "PUT", "PATCH", "DELETE"], not_allowed)
+
+    post_only("/api/systemagents/heartbeat/")
+    post_only("/api/namespaces/ensure/")
+
     @app.post("/api/systemagents/heartbeat/")
     def heartbeat():
         require_token(store)
@@ -114,7 +126,7 @@ def mount(app: bottle.Bottle, ctx, resources) -> None:
     @app.post("/api/ai-memory/record/")
     def ai_memory_record():
         values = resources.clean(memory, read_json(), creating=True)
-        return json_response(resources.save_new(memory, values), 201)
+        return json_response(resources.save_new(memory, values))  # the hook checks for exactly 200
 
     @app.get("/api/ai-memory/")
     def ai_memory_list():
