@@ -112,8 +112,8 @@ class Middleware:
         else:
             limit = self.ctx.settings.max_body
             body = dumps({"detail": f"Request body is larger than the limit of {limit} bytes."})
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
-            recording_start_response("413 Payload Too Large", headers)
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            recording_start_response("413 Payload Too Large", [*headers, ("Connection", "close")])
             result = [body]
         if access_log.isEnabledFor(logging.INFO):
             elapsed = (time.perf_counter() - started) * 1000
