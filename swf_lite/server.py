@@ -6,8 +6,11 @@ thread and returns; ``stop()`` ends streams, both servers and the database withi
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +165,7 @@ class SwfLiteServer:
         self._stopped.set()
         if self.ctx:
             self.ctx.stopping.set()
+            self._release_streams()
         stoppers = [threading.Thread(target=ep.server.stop, daemon=True) for ep in self.endpoints]
         for t in stoppers:
             t.start()
@@ -172,6 +176,23 @@ class SwfLiteServer:
                 ep.thread.join(timeout=1)
         if self.store:
             self.store.close()
+
+    def _release_streams(self, grace: float = 0.5) -> None:
+        """Give streams ``grace`` seconds to end by themselves, then cut the sockets of any that are
+        stuck writing to a client that stopped reading: cheroot's stop only shuts the read side,
+        so such a worker would hold the process for the socket timeout (10 s)."""
+        bus = getattr(self.ctx, "bus", None)
+        deadline = time.monotonic() + grace
+        while bus is not None and len(bus) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if bus is None or not len(bus):
+            return
+        for ep in self.endpoints:
+            for worker in list(getattr(ep.server.requests, "_threads", ())):
+                conn = getattr(worker, "conn", None)
+                if conn is not None:
+                    with contextlib.suppress(OSError, AttributeError):
+                        conn.socket.shutdown(socket.SHUT_RDWR)
 
     def wait(self) -> None:
         self._stopped.wait()

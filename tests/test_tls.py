@@ -198,9 +198,14 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """Handshakes that a test's client rejects on purpose are expected: no traceback noise."""
+
+
 @pytest.fixture
 def https_url(files: TlsFiles) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    server = _QuietServer(("127.0.0.1", 0), _Hello)
     # Handshake lazily in the handler thread, so a rejecting client never stalls accept().
     server.socket = _server_context(files).wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

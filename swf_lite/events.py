@@ -1,0 +1,264 @@
+"""The in-memory message bus behind the live stream: no broker, no database access.
+
+``Bus.publish(event)`` hands one pre-serialised :class:`Event` to every subscriber whose
+:class:`Filters` accept it. Each :class:`Subscriber` owns a bounded queue: when it is full the
+oldest event is dropped and counted, so a slow or stalled stream client never blocks the
+publisher (the POST that created the message) and never grows memory without bound.
+
+Events are built once per message (``message_event``) and shared by every subscriber; the SSE
+generators in :mod:`swf_lite.sse` only move bytes from their queue to their socket.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from swf_lite import timefmt
+
+# Keys of the stored message copied into the event data when message_content lacks them.
+MESSAGE_DEFAULTS = ("msg_type", "sender_agent", "recipient_agent", "namespace", "run_id", "execution_id",
+                    "queue_name", "sent_at")  # fmt: skip
+
+# Characters JSON leaves unescaped but that line splitters (str.splitlines, which requests'
+# iter_lines uses) treat as line ends: one SSE data line must stay one line.
+_LINE_BREAKERS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+FILTER_PARAMS = ("msg_types", "agents", "run_ids", "namespace")
+
+
+def one_line_json(obj: Any) -> str:
+    """Compact, UTF-8-friendly JSON guaranteed to be a single line for any line splitter."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text.translate(_LINE_BREAKERS)
+
+
+def frame(name: str, data: Any, event_id: int | None = None) -> bytes:
+    """One SSE frame: optional ``id:``, ``event:``, one ``data:`` line, blank line."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {one_line_json(data)}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A message ready to stream: its sequence number, event name, data and encoded frame."""
+
+    id: int
+    name: str
+    data: dict[str, Any]
+    frame: bytes
+
+
+def message_event(message: Mapping[str, Any], seq: int) -> Event:
+    """The stream event for a stored workflow message (as returned to clients) with sequence ``seq``.
+
+    data = ``message_content`` with the message's own fields filled in where the content has no
+    (or a null) value; the event name is ``data.msg_type``, else ``message_type``, else ``message``.
+    """
+    content = message.get("message_content")
+    if isinstance(content, dict):
+        data = dict(content)
+    elif content is None:
+        data = {}
+    else:
+        data = {"message_content": content}
+    for key in MESSAGE_DEFAULTS:
+        if data.get(key) is None:
+            data[key] = message.get("message_type" if key == "msg_type" else key)
+    name = data.get("msg_type")
+    name = str(name) if name not in (None, "") else "message"
+    name = " ".join(name.splitlines()) or "message"  # an event name is one line too
+    return Event(seq, name, data, frame(name, data, seq))
+
+
+def _split(raw: str | None) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    items = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    return items or None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Server-side stream filters; each given one must pass. ``None`` = not filtered."""
+
+    msg_types: frozenset[str] | None = None
+    agents: frozenset[str] | None = None
+    run_ids: frozenset[str] | None = None
+    namespace: frozenset[str] | None = None
+
+    @classmethod
+    def from_query(cls, get) -> Filters:
+        """From query parameters (comma lists); ``get(name)`` returns the raw value or None."""
+        return cls(**{name: _split(get(name)) for name in FILTER_PARAMS})
+
+    def matches(self, event: Event) -> bool:
+        if self.msg_types is not None and event.name not in self.msg_types:
+            return False
+        data = event.data
+        if self.agents is not None and not _in(data.get("processed_by"), self.agents):
+            return False
+        if self.run_ids is not None and not _in(data.get("run_id"), self.run_ids):
+            return False
+        if self.namespace is not None and not _in(data.get("namespace"), self.namespace):
+            return False
+        return True
+
+    def public(self) -> dict[str, list[str]]:
+        """The filters as the status endpoint shows them (only those given)."""
+        return {name: sorted(getattr(self, name)) for name in FILTER_PARAMS if getattr(self, name) is not None}
+
+
+def _in(value: Any, allowed: frozenset[str]) -> bool:
+    """Compared as strings, so run_id 100010 matches "100010"."""
+    return value is not None and str(value) in allowed
+
+
+class Subscriber:
+    """One stream client's bounded queue and counters (all guarded by its condition)."""
+
+    def __init__(self, client_id: str, filters: Filters, maxlen: int):
+        self.client_id = client_id
+        self.filters = filters
+        self.maxlen = maxlen
+        self.connected_at = timefmt.utcnow()
+        self._queue: collections.deque[Event] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self.queued = 0  # events accepted by the filters and queued
+        self.dropped = 0  # events pushed out of a full queue (oldest first)
+        self.sent = 0  # frames written to the client (maintained by the stream)
+        self.skip_upto = 0  # live events with id <= this were already sent by the replay
+        self.info: dict[str, Any] = {}  # free-form facts for the status (subscriber row, address)
+
+    def offer(self, event: Event) -> None:
+        """Queue ``event``; never blocks beyond the queue's own short lock."""
+        with self._cond:
+            if len(self._queue) >= self.maxlen:
+                self._queue.popleft()
+                self.dropped += 1
+            self._queue.append(event)
+            self.queued += 1
+            self._cond.notify()
+
+    def get(self, timeout: float) -> Event | None:
+        """The next event, waiting at most ``timeout`` seconds; None if there is none."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                while self._queue:
+                    event = self._queue.popleft()
+                    if event.id > self.skip_upto:
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def set_skip_upto(self, event_id: int) -> None:
+        with self._cond:
+            self.skip_upto = event_id
+
+    def clear(self) -> None:
+        """Forget queued events and the replay watermark (after a reset sequence numbers restart)."""
+        with self._cond:
+            self._queue.clear()
+            self.skip_upto = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def stats(self) -> dict[str, Any]:
+        return {"queue_depth": len(self._queue), "queue_size": self.maxlen, "queued": self.queued,
+                "sent": self.sent, "dropped": self.dropped, "connected_at": timefmt.iso(self.connected_at),
+                "filters": self.filters.public(), **self.info}  # fmt: skip
+
+
+class BusFull(Exception):
+    """Raised by :meth:`Bus.subscribe` when ``max_clients`` subscribers are connected."""
+
+
+class Bus:
+    """Publish/subscribe over bounded per-subscriber queues.
+
+    The subscriber set is copy-on-write: ``publish`` iterates an immutable snapshot without
+    holding the bus lock, so subscribing and unsubscribing never wait for a publish.
+    """
+
+    def __init__(self, max_clients: int, queue_size: int, stopping: threading.Event | None = None):
+        self.max_clients = max_clients
+        self.queue_size = queue_size
+        self.stopping = stopping or threading.Event()
+        self._lock = threading.Lock()
+        self._subs: tuple[Subscriber, ...] = ()
+        self.published = 0  # messages published (whether or not anyone matched)
+        self.delivered = 0  # (message, subscriber) pairs queued
+        self.rejected = 0  # subscriptions refused because the bus was full
+
+    @property
+    def running(self) -> bool:
+        return not self.stopping.is_set()
+
+    def subscribe(self, client_id: str, filters: Filters | None = None) -> Subscriber:
+        sub = Subscriber(client_id, filters or Filters(), self.queue_size)
+        with self._lock:
+            if len(self._subs) >= self.max_clients:
+                self.rejected += 1
+                raise BusFull(f"{self.max_clients} stream clients are already connected")
+            self._subs = (*self._subs, sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subs = tuple(s for s in self._subs if s is not sub)
+
+    def publish(self, event: Event) -> int:
+        """Queue ``event`` for every matching subscriber; returns how many. Never blocks."""
+        n = 0
+        for sub in self._subs:
+            if sub.filters.matches(event):
+                sub.offer(event)
+                n += 1
+        with self._lock:
+            self.published += 1
+            self.delivered += n
+        return n
+
+    def clear(self) -> None:
+        """Empty every subscriber's queue (used on reset)."""
+        for sub in self._subs:
+            sub.clear()
+
+    @property
+    def subscribers(self) -> tuple[Subscriber, ...]:
+        return self._subs
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def stats(self) -> dict[str, Any]:
+        subs = self._subs
+        return {
+            "connected_clients": len(subs),
+            "client_ids": [s.client_id for s in subs],
+            "client_filters": {s.client_id: s.filters.public() for s in subs},
+            "clients": {s.client_id: s.stats() for s in subs},
+            "messages_published": self.published,
+            "messages_delivered": self.delivered,
+            "messages_dropped": sum(s.dropped for s in subs),
+            "rejected_clients": self.rejected,
+            "max_clients": self.max_clients,
+            "queue_size": self.queue_size,
+            "bus_running": self.running,
+        }
+
+
+def replay_events(rows: Iterable[tuple[int, Mapping[str, Any]]], filters: Filters) -> list[Event]:
+    """Events for stored messages ``(seq, message)`` that pass ``filters``, in sequence order."""
+    events = (message_event(message, seq) for seq, message in rows)
+    return sorted((e for e in events if filters.matches(e)), key=lambda e: e.id)
