@@ -35,6 +35,7 @@ class Context:
         self.store = store
         self.stopping = threading.Event()
         self.resources: resources.ResourceAPI | None = None
+        self.bus = None  # the live-stream bus (swf_lite.events.Bus), set by sse.mount
         self.on_create: dict[str, list[Callable[[Resource, dict, int], None]]] = {}
         self.on_reset: list[Callable[[], None]] = []
 
