@@ -334,3 +334,41 @@ def writes_need_token(api, anon, name: str) -> None:
         same((error(resp, 401), resp.headers["WWW-Authenticate"]), (denied, "Token"), method)
     same(ok(anon.get(detail)), obj)
     same(ok(anon.get(base)), [obj])
+
+
+class ResourceGroupContract:
+    """The checks every resource group runs. A test module subclasses it (``class TestGroup``) with
+    ``GROUP = {resource: (pk clients use, [filters clients use])}``; ``name`` is parametrized over it."""
+
+    GROUP: dict[str, tuple[str, list[str]]] = {}
+
+    def pytest_generate_tests(self, metafunc):
+        if "name" in metafunc.fixturenames:
+            names = list(self.GROUP)
+            if metafunc.function.__name__ == "test_every_filter":
+                names = [n for n in names if self.GROUP[n][1]]
+            metafunc.parametrize("name", names)
+
+    def test_primary_key_is_the_one_clients_use(self, name):
+        assert BY_NAME[name].pk.name == self.GROUP[name][0]
+
+    def test_create_read_update_delete(self, api, anon, name):
+        crud_round_trip(api, anon, name)
+
+    def test_missing_required_fields(self, api, anon, name):
+        required_errors(api, anon, name)
+
+    def test_wrong_values_get_drf_messages(self, api, anon, name):
+        wrong_values(api, anon, name)
+
+    def test_null_where_not_allowed(self, api, anon, name):
+        null_errors(api, anon, name)
+
+    def test_defaults(self, api, name):
+        defaults_applied(api, name)
+
+    def test_every_filter(self, api, name):
+        eq_filters_work(api, name, self.GROUP[name][1])
+
+    def test_writes_need_token_reads_do_not(self, api, anon, name):
+        writes_need_token(api, anon, name)

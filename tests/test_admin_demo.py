@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from api_helpers import shared_server
 
 from swf_lite import demo, seeding
 from swf_lite.api.admin import mask_url
@@ -24,19 +25,7 @@ DEMO = json.loads(seeding.demo_path().read_text(encoding="utf-8"))
 RUN = {"run_number": 100010, "start_time": "2026-03-31T12:00:00Z"}
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory):
-    srv = SwfLiteServer(make_settings(tmp_path_factory.mktemp("data"))).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def server(module_server):
-    """One server for the module, emptied before each test (a stop takes ~0.5 s)."""
-    module_server.store.connect()
-    module_server.ctx.reset()
-    return module_server
+module_server, server = shared_server()  # one server for the module, emptied before each test
 
 
 def next_run(api) -> int:

@@ -6,18 +6,11 @@ import datetime as dt
 
 import pytest
 from api_helpers import (
-    BY_NAME,
-    crud_round_trip,
-    defaults_applied,
-    eq_filters_work,
+    ResourceGroupContract,
     error,
-    null_errors,
     ok,
-    required_errors,
     running,
     shared_server,
-    writes_need_token,
-    wrong_values,
 )
 
 from conftest import Client
@@ -27,7 +20,6 @@ GROUP = {
     "systemagents": ("id", ["instance_name", "agent_type", "status", "operational_state", "namespace"]),
     "subscribers": ("subscriber_id", ["subscriber_name", "is_active", "delivery_type"]),
 }
-NAMES = list(GROUP)
 BEAT = "/api/systemagents/heartbeat/"
 
 
@@ -36,44 +28,8 @@ def utc(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp[:-1]).replace(tzinfo=dt.timezone.utc)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_primary_key_is_the_one_clients_use(name):
-    assert BY_NAME[name].pk.name == GROUP[name][0]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_create_read_update_delete(api, anon, name):
-    crud_round_trip(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_missing_required_fields(api, anon, name):
-    required_errors(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_wrong_values_get_drf_messages(api, anon, name):
-    wrong_values(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_null_where_not_allowed(api, anon, name):
-    null_errors(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_defaults(api, name):
-    defaults_applied(api, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_every_filter(api, name):
-    eq_filters_work(api, name, GROUP[name][1])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_writes_need_token_reads_do_not(api, anon, name):
-    writes_need_token(api, anon, name)
+class TestGroup(ResourceGroupContract):
+    GROUP = GROUP
 
 
 # -- system agents: plain writes -------------------------------------------------------------------

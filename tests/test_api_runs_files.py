@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from api_helpers import (
     BY_NAME,
     NOW,
+    ResourceGroupContract,
     create,
-    crud_round_trip,
-    defaults_applied,
-    eq_filters_work,
     error,
     not_found_detail,
-    null_errors,
     ok,
     payload,
-    required_errors,
     shared_server,
-    writes_need_token,
-    wrong_values,
 )
 
 module_server, server = shared_server()
@@ -34,47 +27,10 @@ GROUP = {
     "run-states": ("run_number", []),
     "system-state-events": ("event_id", ["run_number", "event_type", "state"]),
 }
-NAMES = list(GROUP)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_primary_key_is_the_one_clients_use(name):
-    assert BY_NAME[name].pk.name == GROUP[name][0]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_create_read_update_delete(api, anon, name):
-    crud_round_trip(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_missing_required_fields(api, anon, name):
-    required_errors(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_wrong_values_get_drf_messages(api, anon, name):
-    wrong_values(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_null_where_not_allowed(api, anon, name):
-    null_errors(api, anon, name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_defaults(api, name):
-    defaults_applied(api, name)
-
-
-@pytest.mark.parametrize("name", [n for n in NAMES if GROUP[n][1]])
-def test_every_filter(api, name):
-    eq_filters_work(api, name, GROUP[name][1])
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_writes_need_token_reads_do_not(api, anon, name):
-    writes_need_token(api, anon, name)
+class TestGroup(ResourceGroupContract):
+    GROUP = GROUP
 
 
 # -- runs ------------------------------------------------------------------------------------------

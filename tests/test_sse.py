@@ -410,22 +410,27 @@ def test_capacity_503_and_the_api_still_answers(make_server, receivers):
     rc.connected()
 
 
+def open_lazy_reader(srv) -> socket.socket:
+    """A raw stream client with a tiny receive buffer that reads the connected frame, then nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", int(srv.http_url.rsplit(":", 1)[1])))
+    sock.sendall(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {srv.token}\r\n\r\n".encode())
+    received = b""
+    while b"event: connected" not in received:  # headers and first frame may come in two reads
+        chunk = sock.recv(4096)
+        assert chunk, "stream closed before the connected frame"
+        received += chunk
+    return sock
+
+
 def test_stalled_subscriber_drops_oldest_and_never_blocks_the_post(make_server):
     """A client that stops reading: its socket fills, its queue overflows, drops are counted,
     and every POST still returns promptly."""
     srv = make_server(sse_queue=5, sse_heartbeat=30, max_body=4 * 1024 * 1024)
-    port = int(srv.http_url.rsplit(":", 1)[1])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    sock.connect(("127.0.0.1", port))
+    sock = open_lazy_reader(srv)
     try:
-        sock.sendall(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {srv.token}\r\n\r\n".encode())
-        received = b""
-        while b"event: connected" not in received:  # headers and first frame may come in two reads
-            chunk = sock.recv(4096)
-            assert chunk, "stream closed before the connected frame"
-            received += chunk
         big = "x" * 512 * 1024
         slowest = 0.0
         for n in range(40):  # 20 MB for a reader that reads nothing more
@@ -469,18 +474,8 @@ def test_stop_frees_a_worker_stuck_writing_to_a_client_that_stopped_reading(make
     """cheroot's stop only shuts the read side; a stream blocked in send() would keep its worker
     (and the process) alive for the 10 s socket timeout. stop() cuts such sockets."""
     srv = make_server(sse_queue=100, sse_heartbeat=30, max_body=4 * 1024 * 1024)
-    port = int(srv.http_url.rsplit(":", 1)[1])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    sock.connect(("127.0.0.1", port))
+    sock = open_lazy_reader(srv)
     try:
-        sock.sendall(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {srv.token}\r\n\r\n".encode())
-        received = b""
-        while b"event: connected" not in received:
-            chunk = sock.recv(4096)
-            assert chunk, "stream closed before the connected frame"
-            received += chunk
         big = "x" * 512 * 1024
         for n in range(30):  # 15 MB: far more than the socket buffers hold
             post_message(srv.http_url, srv.token, content={"n": n, "pad": big})
