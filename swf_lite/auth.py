@@ -73,3 +73,30 @@ def authenticate(store: Store, header: str | None) -> str:
     if row is None or not hmac.compare_digest(row[1].encode(), token.encode()):
         raise AuthFailed("Invalid token.")
     return row[0]
+
+
+SESSION_COOKIE = "swf_lite_session"
+
+
+def _session_mac(token: str, username: str) -> str:
+    return hmac.new(token.encode(), f"swf-lite session {username}".encode(), hashlib.sha256).hexdigest()
+
+
+def session_value(store: Store, username: str) -> str:
+    """A browser session cookie value for ``username``: keyed by the user's token, so it needs no
+    server-side secret and stops working if the token changes."""
+    User = store.models["_user"]
+    token = User.select(User.token).where(User.username == username).scalar()
+    return f"{username}:{_session_mac(token, username)}"
+
+
+def authenticate_session(store: Store, value: str | None) -> str:
+    """The username for a valid session cookie value, else AuthFailed."""
+    username, _, mac = (value or "").rpartition(":")
+    if not username or not mac:
+        raise AuthFailed(NOT_PROVIDED)
+    User = store.models["_user"]
+    token = User.select(User.token).where(User.username == username).scalar()
+    if token is None or not hmac.compare_digest(_session_mac(token, username), mac):
+        raise AuthFailed("Invalid session.")
+    return username

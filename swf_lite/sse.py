@@ -9,9 +9,8 @@ flushes every yielded chunk at once (chunked transfer encoding), so each frame l
 Database use stays off the streaming path: at connect one subscriber-row insert and, with
 ``Last-Event-ID``, one bounded replay query; at disconnect one update of that row. Nothing per event.
 
-Authentication: ``Authorization: Token`` only. The admin session cookie for browsers on
-swf-lite's own pages (contract §2) is not accepted yet: no pages exist. When pages land, accept
-the session here (and in the status) too.
+Authentication: ``Authorization: Token``, or the browser session cookie that
+``POST /_swf_lite/session/`` sets (an ``EventSource`` cannot send an Authorization header).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import bottle
 import peewee as pw
 
 from swf_lite import events, fields
-from swf_lite.api.http import ApiError, json_response, require_token
+from swf_lite.api.http import ApiError, json_response, require_token_or_session
 from swf_lite.catalog import BY_NAME
 from swf_lite.timefmt import iso, utcnow
 
@@ -81,7 +80,7 @@ class Stream:
     # -- the stream ----------------------------------------------------------------------------
 
     def open(self):
-        require_token(self.store)
+        require_token_or_session(self.store)
         if self.ctx.stopping.is_set():
             raise ApiError(503, "The server is shutting down.", {"Retry-After": RETRY_AFTER})
         request = bottle.request
@@ -161,7 +160,7 @@ class Stream:
     # -- status --------------------------------------------------------------------------------
 
     def status(self):
-        require_token(self.store)
+        require_token_or_session(self.store)
         stats = self.bus.stats()
         stats["heartbeat_seconds"] = self.settings.sse_heartbeat
         stats["replay_limit"] = self.settings.sse_replay

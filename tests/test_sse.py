@@ -666,3 +666,32 @@ def test_event_frame_shape():
     assert ev.data["run_id"] == 3 and ev.data["namespace"] == "ns"  # content wins, defaults fill the rest
     assert events.message_event({"message_type": "", "message_content": "text"}, 1).name == "message"
     assert events.message_event({"message_type": "t", "message_content": [1]}, 1).data["message_content"] == [1]
+
+
+# -- browser session ------------------------------------------------------------------------------
+
+
+def test_browser_session_cookie_opens_the_stream_but_not_writes(server):
+    """An EventSource cannot send headers: POST /_swf_lite/session/ (token) sets a cookie that the
+    stream and its status accept; writes still need the token."""
+    with requests.Session() as browser:
+        assert browser.get(server.http_url + STATUS, timeout=10).status_code == 401
+        started = browser.post(server.http_url + "/_swf_lite/session/",
+                               headers={"Authorization": f"Token {server.token}"}, timeout=10)  # fmt: skip
+        assert started.status_code == 200 and started.json()["username"] == "admin"
+        cookie = started.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+        assert browser.get(server.http_url + STATUS, timeout=10).status_code == 200
+        with browser.get(server.http_url + STREAM, stream=True, timeout=(10, 10)) as resp:
+            assert resp.status_code == 200
+            assert resp.headers["Content-Type"].startswith("text/event-stream")
+            first = next(resp.iter_lines(decode_unicode=True))
+            assert first.startswith(("id: ", "event: connected"))
+        write = browser.post(server.http_url + MESSAGES, json={"message_type": "x", "message_content": {}}, timeout=10)
+        assert write.status_code == 401
+        browser.cookies.set("swf_lite_session", "admin:" + "0" * 64)
+        forged = browser.get(server.http_url + STATUS, timeout=10)
+        assert forged.status_code == 401 and forged.json() == {"detail": "Invalid session."}
+        browser.cookies.clear()
+        ended = browser.delete(server.http_url + "/_swf_lite/session/", timeout=10)
+        assert ended.status_code == 200 and "swf_lite_session=;" in ended.headers["Set-Cookie"].replace('""', "")

@@ -5,6 +5,8 @@
 - ``POST /_swf_lite/seed/``: load a JSON body in the seed-file format (see :mod:`swf_lite.seeding`),
   all or nothing.
 - ``GET /_swf_lite/config/``: the settings as JSON (database credentials masked; no tokens).
+- ``POST /_swf_lite/session/`` (token): sets the browser session cookie the event stream and its
+  status accept; ``DELETE`` clears it.
 
 All three need a token. A ``GET`` of a POST-only endpoint answers 400 saying to use POST (a
 browser or a curl without ``-X POST`` should get a reason, not a bare 405).
@@ -16,7 +18,7 @@ import re
 import time
 from typing import Any
 
-from swf_lite import __version__, seeding
+from swf_lite import __version__, auth, seeding
 from swf_lite.api.http import ApiError, json_response, read_json, require_token
 
 PREFIX = "/_swf_lite"
@@ -54,6 +56,20 @@ def mount(app, ctx) -> None:
     def config():
         require_token(store)
         return json_response({"version": __version__, "settings": public_settings(ctx.settings)})
+
+    @app.post(f"{PREFIX}/session/")
+    def session_start():
+        username = require_token(store)
+        resp = json_response({"status": "success", "username": username})
+        resp.set_cookie(auth.SESSION_COOKIE, auth.session_value(store, username), path="/", httponly=True,
+                        samesite="strict")  # fmt: skip
+        return resp
+
+    @app.delete(f"{PREFIX}/session/")
+    def session_end():
+        resp = json_response({"status": "success"})
+        resp.delete_cookie(auth.SESSION_COOKIE, path="/")
+        return resp
 
     def post_only(name: str):
         def handler():

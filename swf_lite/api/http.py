@@ -97,3 +97,14 @@ def json_errors(callback: Callable) -> Callable:
             return json_response({"detail": f"Internal server error: {type(exc).__name__}"}, 500)
 
     return wrapper
+
+
+def require_token_or_session(store) -> str:
+    """Token header, or (for browsers: an EventSource cannot send headers) the session cookie
+    from ``POST /_swf_lite/session/``. Only the stream and its status accept the cookie."""
+    if bottle.request.get_header("Authorization") or not bottle.request.get_cookie(auth.SESSION_COOKIE):
+        return require_token(store)
+    try:
+        return auth.authenticate_session(store, bottle.request.get_cookie(auth.SESSION_COOKIE))
+    except auth.AuthFailed as exc:
+        raise ApiError(401, exc.detail, {"WWW-Authenticate": "Token"}) from None
