@@ -359,3 +359,10 @@ def test_in_process_stop_is_quick_and_idempotent(tmp_path):
     srv.stop()
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(srv.http_url + "/health", timeout=2)
+
+
+def test_console_script_is_installed():
+    """``pip install .`` gives a ``swf-lite`` command next to the interpreter."""
+    script = Path(sys.executable).parent / "swf-lite"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0 and result.stdout.startswith("swf-lite ")
