@@ -88,7 +88,8 @@ class SwfLiteServer:
         self.app = Middleware(build_app(self.ctx), self.ctx)
         self._load_initial_data()
         if s.tls:
-            self.tls = tls.ensure_certificates(s.data_dir, hosts=(*tls.DEFAULT_HOSTS, s.host), cert=s.cert, key=s.key)
+            hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
+            self.tls = tls.ensure_certificates(s.data_dir, hosts=hosts, cert=s.cert, key=s.key)
         try:
             self.endpoints.append(self._bind("http", s.http_port, "--http-port"))
             if s.tls:
