@@ -7,6 +7,7 @@ derived from these declarations (see ``../shared/contract/resources.md``). To ad
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,8 +122,6 @@ class Resource:
         """Django's default verbose name: ``StfFile`` -> ``stf file``."""
         if self.verbose_name:
             return self.verbose_name
-        import re
-
         return re.sub(r"(((?<=[a-z])[A-Z])|([A-Z](?![A-Z]|$)))", r" \1", self.model).strip().lower()
 
 

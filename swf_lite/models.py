@@ -12,9 +12,8 @@ import json
 import peewee as pw
 from playhouse.sqlite_ext import AutoIncrementField
 
+from swf_lite import timefmt
 from swf_lite.catalog import REQUIRED, RESOURCES, F, Resource
-
-DB_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class UTCDateTimeField(pw.DateTimeField):
@@ -22,7 +21,7 @@ class UTCDateTimeField(pw.DateTimeField):
 
     def db_value(self, value):
         if isinstance(value, dt.datetime):
-            return value.strftime(DB_TIME_FORMAT)
+            return timefmt.to_db(value)
         return value
 
 

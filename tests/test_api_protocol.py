@@ -403,3 +403,13 @@ def test_no_query_makes_a_500(anon):
                 resp = anon.get(f"/api/{r.name}/", params={flt.param: value, "ordering": value, "limit": value})
                 assert resp.status_code in (200, 400), (r.name, flt.param, value, resp.text)
                 assert isinstance(resp.json(), (list, dict))
+
+
+def test_years_before_1000_round_trip_and_sort(api, anon):
+    """Stored times are fixed-width text (zero-padded years), so text order stays time order."""
+    early = ok(api.post("/api/runs/", json={"run_number": 1, "start_time": "0695-02-02T04:27:11Z"}), 201)
+    late = ok(api.post("/api/runs/", json={"run_number": 2, "start_time": "2026-03-31T12:00:00Z"}), 201)
+    assert early["start_time"] == "0695-02-02T04:27:11.000000Z"
+    assert ok(anon.get(f"/api/runs/{early['run_id']}/"))["start_time"] == "0695-02-02T04:27:11.000000Z"
+    listed = ok(anon.get("/api/runs/", params={"ordering": "-start_time"}))
+    assert [r["run_id"] for r in listed] == [late["run_id"], early["run_id"]]

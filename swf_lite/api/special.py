@@ -157,7 +157,7 @@ def log_summary(store) -> dict:
         " FROM \"logs\" WHERE levelname IN ('ERROR', 'CRITICAL')) WHERE n <= 5 ORDER BY 1, 2, n"
     )
     for app_name, instance, stamp, levelname, message, module, funcname, lineno in recent.fetchall():
-        when = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f")
+        when = dt.datetime.fromisoformat(stamp)
         out[app_name][instance]["recent_errors"].append(
             {
                 "timestamp": timefmt.iso(when),
