@@ -56,6 +56,12 @@ class Endpoint:
         return self.server.bind_addr[1]
 
 
+def _cheroot_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    """cheroot's error_log (dropped handshakes, client errors) as records of ``swf_lite.server``:
+    connection-level noise is DEBUG; anything cheroot rates WARNING or worse keeps its level."""
+    log.log(level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
+
+
 def url_host(host: str) -> str:
     """The host as it goes into a URL (wildcards become loopback; IPv6 gets brackets)."""
     if host in ("0.0.0.0", ""):
@@ -112,6 +118,7 @@ class SwfLiteServer:
         s = self.settings
         server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients,
                              server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
+        server.error_log = _cheroot_log  # into logging, not raw stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413
         server.keep_alive_conn_limit = 256  # default 10: more agents than that would reconnect per call
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)

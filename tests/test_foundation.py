@@ -366,3 +366,15 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "swf-lite"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=20)
     assert result.returncode == 0 and result.stdout.startswith("swf-lite ")
+
+
+def test_cheroot_messages_go_through_logging_not_stderr(server, capfd, caplog):
+    """A client that rejects our certificate makes cheroot complain; that is a DEBUG record."""
+    with caplog.at_level(logging.DEBUG, logger="swf_lite.server"):
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(server.https_url + "/health", timeout=10, verify=requests.certs.where())
+        deadline = time.monotonic() + 3
+        while not any("TLS" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert any(r.levelno == logging.DEBUG and "TLS" in r.getMessage() for r in caplog.records)
+    assert "peer dropped" not in capfd.readouterr().err
