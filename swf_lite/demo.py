@@ -398,5 +398,5 @@ def main(settings, args: list[str] | None = None) -> int:
         monitor.close()
     run = summary["run_number"]
     print(f"demo-agents: run {run} done: {summary['stf_files']} STF files processed, {summary['tf_files']} TF "
-          f"files; see {target.http_url}/runs/{run}/", flush=True)  # fmt: skip
+          f"files; see {target.http_url}/api/runs/?run_number={run}", flush=True)  # fmt: skip
     return 0
