@@ -1,6 +1,6 @@
 """The REST resources, each declared once.
 
-Models, routes, validation, serialization, filters, the OpenAPI document and the pages are all
+Models, routes, validation, serialization, filters, the OpenAPI document and the seed loader are all
 derived from these declarations (see ``../shared/contract/resources.md``). To add a field, add one
 ``F(...)`` line here; the table gains the column at the next start.
 """

@@ -41,7 +41,7 @@ def next_value(store: Store, counter: Counter) -> int:
 
 
 def snapshot(store: Store) -> dict[str, Any]:
-    """The last values handed out and when, for the state page and the admin API."""
+    """The last values handed out and when, for the admin API (and a future state page)."""
     State = store.models["_state"]
     row = State.select().where(State.id == 1).dicts().first() or {}
     row.pop("id", None)

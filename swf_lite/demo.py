@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m swf_lite demo-agents",
         description="Play a DAQ simulator, a data agent and a processing agent against a running "
         "swf-lite through its HTTP API: one run with a few STF files, workflow messages, heartbeats "
-        "and REST logs, paced so you can watch the pages fill in.",
+        "and REST logs, paced so you can watch the API lists and the stream fill in.",
         epilog="Connection: flags, else SWF_MONITOR_URL / SWF_MONITOR_HTTP_URL / SWF_API_TOKEN / "
         "REQUESTS_CA_BUNDLE, else the local swf-lite of --data-dir on the configured ports. "
         "Through the main command pass options after '--', e.g. "
