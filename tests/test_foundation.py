@@ -378,3 +378,22 @@ def test_cheroot_messages_go_through_logging_not_stderr(server, capfd, caplog):
             time.sleep(0.05)
     assert any(r.levelno == logging.DEBUG and "TLS" in r.getMessage() for r in caplog.records)
     assert "peer dropped" not in capfd.readouterr().err
+
+
+def test_acknowledged_writes_survive_a_killed_process(tmp_path):
+    """SIGKILL right after the 201s: every acknowledged row is in the file (WAL, committed per write)."""
+    data = tmp_path / "crash"
+    proc, ready = start_cli(data, "--quiet")
+    log = {"app_name": "a", "instance_name": "i", "timestamp": "2026-03-31T12:00:00", "levelname": "INFO",
+           "message": "m", "module": "m", "funcname": "f", "lineno": 1, "process": 1, "thread": 1}  # fmt: skip
+    with requests.Session() as s:
+        for n in range(50):
+            assert s.post(ready.group(1) + "/api/logs/", json=dict(log, lineno=n), timeout=10).status_code == 201
+    proc.kill()
+    proc.wait(timeout=5)
+    store = Store(f"sqlite:///{data / 'swf-lite.sqlite3'}").open()
+    try:
+        linenos = [row[0] for row in store.db.execute_sql('SELECT lineno FROM "logs" ORDER BY lineno').fetchall()]
+    finally:
+        store.close()
+    assert linenos == list(range(50))
