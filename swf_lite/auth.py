@@ -49,6 +49,15 @@ def get_or_create_token(store: Store, username: str, is_staff: bool = False) -> 
         return user.token
 
 
+def token_from_url(db_url: str, username: str, is_staff: bool = False) -> str:
+    """``get_or_create_token`` for a store that no server of this process has open (CLI, demo)."""
+    store = Store(db_url).open()
+    try:
+        return get_or_create_token(store, username, is_staff=is_staff)
+    finally:
+        store.close()
+
+
 def parse_header(header: str | None) -> str | None:
     """The token from an ``Authorization`` header, None if there is none; AuthFailed if malformed."""
     if not header:

@@ -71,17 +71,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_token(settings: Settings, args: list[str]) -> int:
     from swf_lite import auth
-    from swf_lite.store import Store
 
     if len(args) != 1:
         print("usage: python -m swf_lite token <username>", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = Store(settings.db_url).open()
-    try:
-        print(auth.get_or_create_token(store, args[0]))
-    finally:
-        store.close()
+    print(auth.token_from_url(settings.db_url, args[0]))
     return 0
 
 
@@ -91,24 +86,12 @@ def export_lines(env: dict[str, str]) -> list[str]:
 
 def cmd_env(settings: Settings) -> int:
     """Export lines for an existing data dir (the ports are the configured ones)."""
-    from swf_lite import auth, tls
-    from swf_lite.server import url_host
-    from swf_lite.store import Store
+    from swf_lite.server import configured_client_env
 
-    if not (settings.data_dir / "swf-lite.sqlite3").exists() and not settings.db:
+    env = configured_client_env(settings)
+    if env is None:
         print(f"no swf-lite data in {settings.data_dir}; start the server once first", file=sys.stderr)
         return 1
-    store = Store(settings.db_url).open()
-    try:
-        token = auth.get_or_create_token(store, settings.user, is_staff=True)
-    finally:
-        store.close()
-    host = url_host(settings.host)
-    env = {"SWF_MONITOR_URL": f"https://{host}:{settings.https_port}", "SWF_MONITOR_HTTP_URL": f"http://{host}:{settings.http_port}",
-           "SWF_API_TOKEN": token}  # fmt: skip
-    bundle = settings.data_dir / tls.BUNDLE_NAME
-    if bundle.exists():
-        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = str(bundle)
     print("\n".join(export_lines(env)))
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SWF_LITE_"
+DB_FILE = "swf-lite.sqlite3"  # the default SQLite file inside the data dir
 
 
 def default_data_dir() -> Path:
@@ -99,7 +100,7 @@ class Settings:
 
     @property
     def db_url(self) -> str:
-        return self.db or f"sqlite:///{self.data_dir / 'swf-lite.sqlite3'}"
+        return self.db or f"sqlite:///{self.data_dir / DB_FILE}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

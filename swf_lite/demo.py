@@ -98,18 +98,17 @@ class Target:
 def resolve_target(settings, ns: argparse.Namespace, environ=None) -> Target:
     """Flags, else the agents' environment variables, else the local swf-lite from ``settings``."""
     env = os.environ if environ is None else environ
-    from swf_lite.server import url_host
+    from swf_lite import tls
+    from swf_lite.server import configured_urls
 
-    host = url_host(settings.host)
-    local_http = f"http://{host}:{settings.http_port}"
-    local_api = f"https://{host}:{settings.https_port}" if settings.tls else local_http
-    url = (ns.url or env.get("SWF_MONITOR_URL") or local_api).rstrip("/")
+    local_http, local_https = configured_urls(settings)
+    url = (ns.url or env.get("SWF_MONITOR_URL") or local_https or local_http).rstrip("/")
     local = not (ns.url or env.get("SWF_MONITOR_URL"))
     http_url = ns.http_url or env.get("SWF_MONITOR_HTTP_URL") or (local_http if local else url)
     token = ns.token or env.get("SWF_API_TOKEN") or _local_token(settings)
     if not token:
         raise DemoError("no API token: pass --token, set SWF_API_TOKEN, or start swf-lite once with this --data-dir")
-    local_bundle = settings.data_dir / "ca_bundle.pem"
+    local_bundle = settings.data_dir / tls.BUNDLE_NAME
     if ns.ca_bundle:
         bundle = ns.ca_bundle
     elif local and local_bundle.exists():  # the local server's own CA (a global bundle would not know it)
@@ -120,16 +119,11 @@ def resolve_target(settings, ns: argparse.Namespace, environ=None) -> Target:
 
 
 def _local_token(settings) -> str | None:
-    if not settings.db and not (settings.data_dir / "swf-lite.sqlite3").exists():
-        return None
+    """The local admin token, if a server has ever started with these settings."""
     from swf_lite import auth
-    from swf_lite.store import Store
+    from swf_lite.server import has_store
 
-    store = Store(settings.db_url).open()
-    try:
-        return auth.get_or_create_token(store, settings.user, is_staff=True)
-    finally:
-        store.close()
+    return auth.token_from_url(settings.db_url, settings.user, is_staff=True) if has_store(settings) else None
 
 
 def _is_loopback(url: str) -> bool:

@@ -19,7 +19,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from swf_lite import auth, tls
 from swf_lite.app import Context, Middleware, build_app
-from swf_lite.config import Settings
+from swf_lite.config import DB_FILE, Settings
 from swf_lite.store import Store
 
 log = logging.getLogger("swf_lite.server")
@@ -69,6 +69,38 @@ def url_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+def client_env(http_url: str, https_url: str | None, token: str, ca_bundle: Path | None) -> dict[str, str]:
+    """``SWF_MONITOR_URL``, ``SWF_MONITOR_HTTP_URL``, ``SWF_API_TOKEN`` and, with TLS, the CA bundle
+    variables (requests reads them instead of its own trust store)."""
+    env = {"SWF_MONITOR_URL": https_url or http_url, "SWF_MONITOR_HTTP_URL": http_url, "SWF_API_TOKEN": token}
+    if ca_bundle:
+        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = str(ca_bundle)
+    return env
+
+
+def has_store(settings: Settings) -> bool:
+    """Whether the configured database exists (a server has started with these settings)."""
+    return bool(settings.db) or (settings.data_dir / DB_FILE).exists()
+
+
+def configured_urls(settings: Settings) -> tuple[str, str | None]:
+    """(HTTP URL, HTTPS URL or None) from the configured host and ports."""
+    host = url_host(settings.host)
+    https_url = f"https://{host}:{settings.https_port}" if settings.tls else None
+    return f"http://{host}:{settings.http_port}", https_url
+
+
+def configured_client_env(settings: Settings) -> dict[str, str] | None:
+    """``client_env`` of the swf-lite that ``settings`` describe, read from its data dir (configured
+    ports: a port-0 server's real ports exist only in its banner). None if it never started."""
+    if not has_store(settings):
+        return None
+    token = auth.token_from_url(settings.db_url, settings.user, is_staff=True)
+    http_url, https_url = configured_urls(settings)
+    bundle = settings.data_dir / tls.BUNDLE_NAME
+    return client_env(http_url, https_url, token, bundle if https_url and bundle.exists() else None)
 
 
 class SwfLiteServer:
@@ -154,15 +186,7 @@ class SwfLiteServer:
 
     def client_env(self) -> dict[str, str]:
         """The variables an agent needs to talk to this server."""
-        env = {
-            "SWF_MONITOR_URL": self.https_url or self.http_url,
-            "SWF_MONITOR_HTTP_URL": self.http_url,
-            "SWF_API_TOKEN": self.token,
-        }
-        if self.ca_bundle:
-            env["REQUESTS_CA_BUNDLE"] = str(self.ca_bundle)
-            env["CURL_CA_BUNDLE"] = str(self.ca_bundle)
-        return env
+        return client_env(self.http_url, self.https_url, self.token, self.ca_bundle)
 
     # -- stop ----------------------------------------------------------------------------------
 
