@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -19,6 +20,7 @@ from swf_lite import __version__
 from swf_lite.config import ENV_PREFIX, Settings
 
 READY = "swf-lite ready"
+READY_RE = re.compile(rf"^{READY} http=(?P<http>\S+) https=(?P<https>\S+) pid=(?P<pid>\d+)\s*$")  # parsers use this
 COMMANDS = ("serve", "token", "get_token", "env", "demo-agents")
 
 

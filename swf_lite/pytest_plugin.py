@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 import warnings
@@ -37,13 +36,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from swf_lite.cli import READY_RE  # the ready line's format, next to the code that prints it
+
 if TYPE_CHECKING:  # pragma: no cover
     import requests
 
     from swf_lite.server import SwfLiteServer
 
 MARKER = "swf_lite_subprocess"
-READY_RE = re.compile(r"^swf-lite ready http=(?P<http>\S+) https=(?P<https>\S+) pid=(?P<pid>\d+)\s*$")
 START_TIMEOUT = 30.0  # a cold interpreter on a loaded CI machine, plus certificate generation
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = 10.0

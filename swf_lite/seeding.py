@@ -27,8 +27,8 @@ from swf_lite.fields import Invalid
 log = logging.getLogger("swf_lite.seeding")
 
 DEMO_FILE = Path(__file__).resolve().parent.parent / "data" / "demo.json"
-COUNTER_KEYS = {"next_run_number": "next-run-number", "next_agent_id": "next-agent-id",
-                "next_workflow_execution_id": "next-workflow-execution-id"}  # fmt: skip
+# seed-format names: next-run-number -> next_run_number, ...
+COUNTER_KEYS = {c.endpoint.replace("-", "_"): c.endpoint for c in counters.COUNTERS}
 
 
 def demo_path() -> Path:
@@ -81,8 +81,7 @@ def normalize_counters(values: Any) -> dict[str, int]:
 def next_values(store) -> dict[str, int]:
     """What each counter hands out next, keyed like the seed format (``next_run_number``...)."""
     snap = counters.snapshot(store)
-    by_endpoint = {c.endpoint: c for c in counters.COUNTERS}
-    return {key: int(snap[by_endpoint[endpoint].column]) + 1 for key, endpoint in COUNTER_KEYS.items()}
+    return {key: int(snap[counters.BY_ENDPOINT[endpoint].column]) + 1 for key, endpoint in COUNTER_KEYS.items()}
 
 
 def load_file(ctx, path: Path) -> dict[str, int]:

@@ -170,7 +170,8 @@ class Store:
         """Delete every row of every resource and put the counters back to their start."""
         self._analyzed_at.clear()
         with self.atomic():
-            self.db.execute_sql("PRAGMA defer_foreign_keys = ON") if self.is_sqlite else None
+            if self.is_sqlite:
+                self.db.execute_sql("PRAGMA defer_foreign_keys = ON")
             for r in reversed(RESOURCES):
                 self.model(r).delete().execute()
             if self.is_sqlite:

@@ -260,7 +260,7 @@ def _pk_value(f: F, raw: str) -> Any:
             if not raw.lstrip("-").isdigit():
                 raise ValueError(raw)
             number = int(raw)
-            return number if -(2**63) <= number < 2**63 else None  # None: an integer no row can have
+            return number if fields.INT64[0] <= number <= fields.INT64[1] else None  # None: no row has it
         if f.kind == "uuid":
             return uuid.UUID(raw)
     except ValueError:
