@@ -37,7 +37,6 @@ def mount(app, ctx) -> None:
         except ValueError as exc:
             raise ApiError(400, {"counters": [str(exc)]}) from None
         started = time.perf_counter()
-        store.connect()
         ctx.reset(wanted)
         return json_response({"status": "success", "counters": seeding.next_values(store),
                               "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)})  # fmt: skip
