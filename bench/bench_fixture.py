@@ -40,7 +40,7 @@ for _name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # exported globally on s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without install
 
-from swf_lite.store import SQLITE_PRAGMAS  # noqa: E402 - after the sys.path line
+from swf_lite.db.dialect import SQLiteDialect  # noqa: E402 - after the sys.path line
 
 RESET_TARGET_MS = 20.0
 START_TARGET_MS = 500.0
@@ -113,7 +113,7 @@ class RawReset:
 
     def __init__(self, db_path: Path, tables: list[str], start_values: dict[str, int]):
         self.con = sqlite3.connect(db_path, isolation_level=None)
-        for pragma, value in SQLITE_PRAGMAS.items():  # the store's (synchronous=NORMAL matters most)
+        for pragma, value in SQLiteDialect.PRAGMAS.items():  # the store's (synchronous=NORMAL matters most)
             self.con.execute(f"PRAGMA {pragma} = {value}")
         self.tables = tables
         sets = ", ".join(f'"{k}" = {int(v)}' for k, v in start_values.items())
@@ -151,9 +151,9 @@ def measure_resets(repeat: int, work: Path) -> dict[str, list[float]]:
 
     from swf_lite import seeding
     from swf_lite.catalog import RESOURCES
+    from swf_lite.db import START_VALUES
     from swf_lite.pytest_plugin import SwfMonitor
     from swf_lite.server import SwfLiteServer
-    from swf_lite.store import START_VALUES
 
     data = json.loads(seeding.demo_path().read_text(encoding="utf-8"))
     server = SwfLiteServer(settings_for(work / "reset")).start()

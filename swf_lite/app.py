@@ -1,74 +1,44 @@
 """The one WSGI application both servers run: a bottle app wrapped in a thin middleware.
 
-Request flow: middleware (slash, size limit, DB connection, access log) -> bottle route ->
-json_errors plugin -> handler (generic resource or special endpoint).
+Request flow: middleware (slash on JSON paths, size limit, DB connection, access log) -> bottle
+route -> json_errors plugin -> handler (generic resource, special endpoint, stream, control) ->
+service.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import bottle
 
-from swf_lite import sse
-from swf_lite.api import admin, resources, schema, special
+from swf_lite.api import control, resources, schema, special, stream
 from swf_lite.api.http import dumps, json_errors
-from swf_lite.catalog import Resource
-from swf_lite.config import Settings
-from swf_lite.store import Store
+from swf_lite.context import Context
 
 access_log = logging.getLogger("swf_lite.access")
 
 JSON_PREFIXES = ("/api/", "/_swf_lite/", "/health")
 
 
-class Context:
-    """What handlers share: settings, the store, the stop event and the creation hooks."""
-
-    def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
-        self.stopping = threading.Event()
-        self.resources: resources.ResourceAPI | None = None
-        self.bus = None  # the live-stream bus (swf_lite.events.Bus), set by sse.mount
-        self.on_create: dict[str, list[Callable[[Resource, dict, int], None]]] = {}
-        self.on_reset: list[Callable[[], None]] = []
-
-    def created(self, r: Resource, obj: dict[str, Any], rowid: int) -> None:
-        """Run the hooks registered for new rows of ``r`` (e.g. publish a message to streams)."""
-        for hook in self.on_create.get(r.name, ()):
-            hook(r, obj, rowid)
-
-    def reset(self, next_values: dict[str, int] | None = None) -> None:
-        """Empty every table, restart the counters (or set them), then run the reset hooks
-        (e.g. clear stream buffers)."""
-        from swf_lite import counters
-
-        self.store.connect()  # callable from any thread (test fixtures, admin API)
-        self.store.reset()
-        if next_values:
-            counters.set_next(self.store, next_values)
-        for hook in self.on_reset:
-            hook()
-
-
 def build_app(ctx: Context) -> bottle.Bottle:
     app = bottle.Bottle(catchall=True)
     app.config["json.enable"] = False
     app.install(json_errors)
-    api = ctx.resources = resources.ResourceAPI(ctx)
-    special.mount(app, ctx, api)  # specific paths first: they win over the generic <pk> routes
-    sse.mount(app, ctx)
-    admin.mount(app, ctx)
+    special.mount(app, ctx)  # specific paths first: they win over the generic <pk> routes
+    stream.mount(app, ctx)
+    control.mount(app, ctx)
     schema.mount(app, ctx)
-    api.mount(app)
+    resources.ResourceAPI(ctx).mount(app)
     app.default_error_handler = _error_page
     return app
+
+
+def is_json_path(path: str) -> bool:
+    return path.startswith(JSON_PREFIXES) or path in ("/health", "/api", "/_swf_lite")
 
 
 def _error_page(err: bottle.HTTPError) -> bytes:
@@ -76,7 +46,7 @@ def _error_page(err: bottle.HTTPError) -> bytes:
     path = bottle.request.path
     if err.status_code == 500 and err.exception is not None:
         logging.getLogger("swf_lite.api").error("unhandled: %s", err.traceback)
-    if path.startswith(JSON_PREFIXES):
+    if is_json_path(path):
         bottle.response.content_type = "application/json"
         if err.status_code == 404:
             detail = "Not found."
@@ -90,20 +60,21 @@ def _error_page(err: bottle.HTTPError) -> bytes:
 
 
 class Middleware:
-    """Path normalisation, body size limit, per-thread DB connection and the access log."""
+    """Path normalisation (JSON paths only: a file under ``/static/`` keeps its name), body size limit,
+    per-thread DB connection and the access log."""
 
-    def __init__(self, app: Callable, ctx: Context):
+    def __init__(self, app: Callable[..., Any], ctx: Context):
         self.app = app
         self.ctx = ctx
 
-    def __call__(self, environ: dict, start_response: Callable):
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         path = environ.get("PATH_INFO") or "/"
-        if not path.endswith("/"):
-            environ["PATH_INFO"] = path = path + "/"  # served directly: clients treat 3xx as errors
-        status_holder = []
+        if not path.endswith("/") and is_json_path(path):
+            environ["PATH_INFO"] = path = path + "/"  # served directly: API clients treat 3xx as errors
+        status_holder: list[str] = []
 
-        def recording_start_response(status, headers, exc_info=None):
+        def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 
@@ -122,7 +93,7 @@ class Middleware:
             access_log.info("%s %s %s %.1fms", environ.get("REQUEST_METHOD"), path, status, elapsed)
         return result
 
-    def _body_fits(self, environ: dict) -> bool:
+    def _body_fits(self, environ: dict[str, Any]) -> bool:
         """Enforce the body limit. A chunked body (cheroot has already de-chunked it) is read here,
         at most limit + 1 bytes, and handed on as a sized body: bottle would try to de-chunk again."""
         limit = self.ctx.settings.max_body

@@ -13,7 +13,7 @@ import re
 import secrets
 
 from swf_lite import timefmt
-from swf_lite.store import Store
+from swf_lite.db import Store
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{40}$")
 

@@ -1,14 +1,14 @@
 """The REST resources, each declared once.
 
-Models, routes, validation, serialization, filters, the OpenAPI document and the seed loader are all
-derived from these declarations (see ``../shared/contract/resources.md``). To add a field, add one
-``F(...)`` line here; the table gains the column at the next start.
+Models, routes, validation, serialization, filters, the OpenAPI document, the seed loader and the
+pages' columns are all derived from these declarations. To add a field, add one ``F(...)`` line
+here; the table gains the column at the next start.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 REQUIRED = object()  # marker: no default, the client must send the field
@@ -89,19 +89,27 @@ class Filter:
 
 @dataclass(frozen=True)
 class Resource:
+    """One REST resource. Write it with keyword arguments: the declaration is the documentation."""
+
     name: str  # URL segment: /api/<name>/
     model: str  # Django model name, used in 404 wording and table naming
     pk: F
     fields: tuple[F, ...]
     filters: tuple[Filter, ...] = ()
-    ordering: tuple[str, ...] = ()
+    ordering: tuple[str, ...] = ()  # default sort (the primary key always breaks ties)
     unique_together: tuple[tuple[str, ...], ...] = ()
     anonymous_write: bool = False
     writable: bool = True  # False: read-only list/detail (writes go through special endpoints)
     generic: bool = True  # False: only special handlers serve it (no generic routes)
     verbose_name: str | None = None
     description: str = ""
-    extra: dict = field(default_factory=dict)
+    # Rows carry a storage-order number (an internal ``seq`` column): the live stream's event id
+    # and the position replay resumes from.
+    sequenced: bool = False
+    # Display: the columns a list page shows (default: the key and the first fields), and the field
+    # that names a row where another row links to it (default: the key).
+    columns: tuple[str, ...] = ()
+    title_field: str | None = None
 
     @property
     def all_fields(self) -> tuple[F, ...]:
@@ -112,6 +120,14 @@ class Resource:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+    @property
+    def list_columns(self) -> tuple[str, ...]:
+        return self.columns or tuple(f.name for f in self.all_fields[:7])
+
+    @property
+    def title(self) -> str:
+        return self.title_field or self.pk.name
 
     @property
     def table(self) -> str:
@@ -135,8 +151,8 @@ UUID_PK = {"kind": "uuid", "read_only": True, "auto": "uuid"}
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(
-        "systemagents", "SystemAgent", AUTO_ID,
-        (
+        name="systemagents", model="SystemAgent", pk=AUTO_ID,
+        fields=(
             req("instance_name", "str", max_length=100, unique=True),
             req("agent_type", "str", max_length=20, choices=AGENT_TYPE),
             F("description", "text", default=""),
@@ -154,13 +170,16 @@ RESOURCES: tuple[Resource, ...] = (
             opt("metadata", "json"),
             *created(),
         ),
-        eq("instance_name", "agent_type", "status", "operational_state", "namespace"),
-        ("id",),
+        filters=eq("instance_name", "agent_type", "status", "operational_state", "namespace"),
+        ordering=("id",),
+        columns=("instance_name", "agent_type", "status", "operational_state", "last_heartbeat", "namespace",
+                 "hostname"),
+        title_field="instance_name",
         description="Agents and their heartbeats.",
     ),
     Resource(
-        "logs", "AppLog", AUTO_ID,
-        (
+        name="logs", model="AppLog", pk=AUTO_ID,
+        fields=(
             req("app_name", "str", max_length=100),
             req("instance_name", "str", max_length=100),
             req("timestamp", "datetime"),
@@ -174,33 +193,36 @@ RESOURCES: tuple[Resource, ...] = (
             req("thread", "int64"),
             opt("extra_data", "json"),
         ),
-        (
+        filters=(
             *eq("app_name", "instance_name", "levelname", "level"),
             Filter("min_level", "level", "ge"),
             Filter("start_time", "timestamp", "ge"),
             Filter("end_time", "timestamp", "le"),
             Filter("search", "app_name,instance_name,levelname,message,module,funcname", "search"),
         ),
-        ("-timestamp", "-id"),
+        ordering=("-timestamp", "-id"),
         anonymous_write=True,
         verbose_name="app log",
+        columns=("timestamp", "levelname", "app_name", "instance_name", "message", "module", "lineno"),
         description="Python logging records posted by agents (no token needed).",
     ),
     Resource(
-        "runs", "Run", F("run_id", "int", read_only=True),
-        (
+        name="runs", model="Run", pk=F("run_id", "int", read_only=True),
+        fields=(
             req("run_number", "int", unique=True),
             req("start_time", "datetime"),
             opt("end_time", "datetime"),
             opt("run_conditions", "json"),
         ),
-        eq("run_number"),
-        ("run_id",),
+        filters=eq("run_number"),
+        ordering=("run_id",),
+        columns=("run_number", "start_time", "end_time", "run_conditions"),
+        title_field="run_number",
         description="Data-taking runs.",
     ),
     Resource(
-        "stf-files", "StfFile", F("file_id", **UUID_PK),
-        (
+        name="stf-files", model="StfFile", pk=F("file_id", **UUID_PK),
+        fields=(
             F("machine_state", "str", default="physics", max_length=64),
             req("stf_filename", "str", max_length=255, unique=True),
             opt("file_size_bytes", "int64"),
@@ -214,16 +236,18 @@ RESOURCES: tuple[Resource, ...] = (
             opt("workflow_status", "str", max_length=30),
             req("run", "fk", to="runs"),
         ),
-        (
+        filters=(
             *eq("stf_filename", "run", "status", "machine_state", "workflow_id"),
             Filter("run_number", "run.run_number", kind="int"),
         ),
-        ("created_at",),
+        ordering=("created_at",),
+        columns=("stf_filename", "run", "status", "machine_state", "file_size_bytes", "created_at"),
+        title_field="stf_filename",
         description="Super Time Frame files.",
     ),
     Resource(
-        "fastmon-files", "FastMonFile", F("tf_file_id", **UUID_PK),
-        (
+        name="fastmon-files", model="FastMonFile", pk=F("tf_file_id", **UUID_PK),
+        fields=(
             req("stf_file", "fk", to="stf-files", to_field="stf_filename"),
             req("tf_filename", "str", max_length=255, unique=True),
             opt("tf_first", "int"),
@@ -235,18 +259,20 @@ RESOURCES: tuple[Resource, ...] = (
             opt("metadata", "json"),
             *created(),
         ),
-        (
+        filters=(
             *eq("tf_filename", "status"),
             Filter("stf_filename", "stf_file"),
             Filter("run_number", "stf_file.run.run_number", kind="int"),
         ),
-        ("created_at",),
+        ordering=("created_at",),
         verbose_name="fast mon file",
+        columns=("tf_filename", "stf_file", "status", "tf_first", "tf_last", "tf_count", "created_at"),
+        title_field="tf_filename",
         description="Fast-monitoring Time Frame files; stf_file is the parent's filename.",
     ),
     Resource(
-        "tf-slices", "TFSlice", AUTO_ID,
-        (
+        name="tf-slices", model="TFSlice", pk=AUTO_ID,
+        fields=(
             req("slice_id", "int"),
             req("tf_first", "int"),
             req("tf_last", "int"),
@@ -262,15 +288,16 @@ RESOURCES: tuple[Resource, ...] = (
             opt("assigned_at", "datetime"),
             opt("completed_at", "datetime"),
         ),
-        eq("run_number", "slice_id", "status", "stf_filename", "tf_filename", "assigned_worker"),
-        ("id",),
+        filters=eq("run_number", "slice_id", "status", "stf_filename", "tf_filename", "assigned_worker"),
+        ordering=("id",),
         unique_together=(("tf_filename", "slice_id"),),
         verbose_name="tf slice",
+        columns=("id", "run_number", "slice_id", "tf_filename", "status", "assigned_worker", "completed_at"),
         description="Slices of TF files for fast processing. Filtered lists are always plain lists.",
     ),
     Resource(
-        "workers", "Worker", req("worker_id", "str", max_length=255, unique=True),
-        (
+        name="workers", model="Worker", pk=req("worker_id", "str", max_length=255, unique=True),
+        fields=(
             req("run_number", "int"),
             req("panda_job", "str", max_length=255),
             req("location", "str", max_length=255),
@@ -283,13 +310,14 @@ RESOURCES: tuple[Resource, ...] = (
             opt("ended_at", "datetime"),
             opt("metadata", "json"),
         ),
-        eq("run_number", "status", "location"),
-        ("worker_id",),
+        filters=eq("run_number", "status", "location"),
+        ordering=("worker_id",),
+        columns=("worker_id", "run_number", "status", "location", "slices_completed", "last_heartbeat"),
         description="Fast-processing workers.",
     ),
     Resource(
-        "run-states", "RunState", req("run_number", "int", unique=True),
-        (
+        name="run-states", model="RunState", pk=req("run_number", "int", unique=True),
+        fields=(
             req("phase", "str", max_length=20),
             req("state", "str", max_length=20),
             opt("substate", "str", max_length=20),
@@ -301,13 +329,15 @@ RESOURCES: tuple[Resource, ...] = (
             ro("updated_at", auto="now"),
             opt("metadata", "json"),
         ),
-        eq("phase", "state"),
-        ("run_number",),
+        filters=eq("phase", "state"),
+        ordering=("run_number",),
+        columns=("run_number", "phase", "state", "substate", "active_worker_count", "slices_completed",
+                 "state_changed_at"),
         description="Fast-processing state per run; counters are plain values.",
     ),
     Resource(
-        "system-state-events", "SystemStateEvent", F("event_id", "int", read_only=True),
-        (
+        name="system-state-events", model="SystemStateEvent", pk=F("event_id", "int", read_only=True),
+        fields=(
             req("timestamp", "datetime"),
             req("run_number", "int"),
             req("event_type", "str", max_length=50),
@@ -315,13 +345,14 @@ RESOURCES: tuple[Resource, ...] = (
             opt("substate", "str", max_length=20),
             req("event_data", "json"),
         ),
-        eq("run_number", "event_type", "state"),
-        ("timestamp", "event_id"),
+        filters=eq("run_number", "event_type", "state"),
+        ordering=("timestamp", "event_id"),
+        columns=("event_id", "timestamp", "run_number", "event_type", "state", "substate"),
         description="State-machine events of the fast-processing system.",
     ),
     Resource(
-        "workflows", "STFWorkflow", F("workflow_id", **UUID_PK),
-        (
+        name="workflows", model="STFWorkflow", pk=F("workflow_id", **UUID_PK),
+        fields=(
             req("filename", "str", max_length=255, unique=True),
             opt("file_id", "uuid"),
             opt("namespace", "str", max_length=100),
@@ -340,14 +371,16 @@ RESOURCES: tuple[Resource, ...] = (
             opt("stf_metadata", "json"),
             *created(),
         ),
-        eq("filename", "namespace", "execution_id", "run_id", "current_status"),
-        ("-generated_time",),
+        filters=eq("filename", "namespace", "execution_id", "run_id", "current_status"),
+        ordering=("-generated_time",),
         verbose_name="stf workflow",
+        columns=("filename", "run_id", "current_status", "current_agent", "daq_state", "generated_time"),
+        title_field="filename",
         description="STF workflows (one per STF file as it moves through the agents).",
     ),
     Resource(
-        "workflow-stages", "AgentWorkflowStage", F("stage_id", **UUID_PK),
-        (
+        name="workflow-stages", model="AgentWorkflowStage", pk=F("stage_id", **UUID_PK),
+        fields=(
             req("workflow", "fk", to="workflows"),
             req("agent_name", "str", max_length=100),
             req("agent_type", "str", max_length=20, choices=WORKFLOW_AGENT),
@@ -363,14 +396,15 @@ RESOURCES: tuple[Resource, ...] = (
             opt("stage_metadata", "json"),
             *created(),
         ),
-        eq("workflow", "agent_name", "status"),
-        ("created_at",),
+        filters=eq("workflow", "agent_name", "status"),
+        ordering=("created_at",),
         unique_together=(("workflow", "agent_name", "agent_type"),),
+        columns=("stage_id", "workflow", "agent_name", "agent_type", "status", "processing_time_seconds"),
         description="One agent's stage of an STF workflow.",
     ),
     Resource(
-        "workflow-messages", "WorkflowMessage", F("message_id", **UUID_PK),
-        (
+        name="workflow-messages", model="WorkflowMessage", pk=F("message_id", **UUID_PK),
+        fields=(
             req("message_type", "str", max_length=50),
             opt("request_id", "int"),
             opt("sender_agent", "str", max_length=100),
@@ -392,13 +426,16 @@ RESOURCES: tuple[Resource, ...] = (
             opt("workflow", "fk", to="workflows"),
             opt("stage", "fk", to="workflow-stages"),
         ),
-        eq("execution_id", "message_type", "sender_agent", "namespace", "run_id", "queue_name"),
-        ("-sent_at",),
+        filters=eq("execution_id", "message_type", "sender_agent", "namespace", "run_id", "queue_name"),
+        ordering=("-sent_at",),
+        columns=("sent_at", "message_type", "sender_agent", "recipient_agent", "run_id", "namespace"),
+        title_field="message_type",
+        sequenced=True,
         description="Workflow messages; creating one publishes it on the live stream.",
     ),
     Resource(
-        "workflow-definitions", "WorkflowDefinition", AUTO_ID,
-        (
+        name="workflow-definitions", model="WorkflowDefinition", pk=AUTO_ID,
+        fields=(
             req("workflow_name", "str", max_length=200),
             req("version", "str", max_length=50),
             req("workflow_type", "str", max_length=100),
@@ -407,14 +444,17 @@ RESOURCES: tuple[Resource, ...] = (
             req("created_by", "str", max_length=100),
             *created(),
         ),
-        eq("workflow_name", "version", "workflow_type", "created_by"),
-        ("id",),
+        filters=eq("workflow_name", "version", "workflow_type", "created_by"),
+        ordering=("id",),
         unique_together=(("workflow_name", "version"),),
+        columns=("workflow_name", "version", "workflow_type", "created_by", "created_at"),
+        title_field="workflow_name",
         description="Workflow definitions (immutable by convention).",
     ),
     Resource(
-        "workflow-executions", "WorkflowExecution", req("execution_id", "str", max_length=100, unique=True),
-        (
+        name="workflow-executions", model="WorkflowExecution",
+        pk=req("execution_id", "str", max_length=100, unique=True),
+        fields=(
             req("workflow_definition", "fk", to="workflow-definitions"),
             opt("namespace", "str", max_length=100),
             req("parameter_values", "json"),
@@ -424,16 +464,18 @@ RESOURCES: tuple[Resource, ...] = (
             opt("end_time", "datetime"),
             req("executed_by", "str", max_length=100),
         ),
-        (
+        filters=(
             *eq("status", "namespace", "executed_by"),
             Filter("workflow_name", "workflow_definition.workflow_name", kind="str"),
         ),
-        ("-start_time",),
+        ordering=("-start_time",),
+        columns=("execution_id", "workflow_definition", "status", "namespace", "start_time", "end_time",
+                 "executed_by"),
         description="Executions of workflow definitions.",
     ),
     Resource(
-        "subscribers", "Subscriber", F("subscriber_id", "int", read_only=True),
-        (
+        name="subscribers", model="Subscriber", pk=F("subscriber_id", "int", read_only=True),
+        fields=(
             req("subscriber_name", "str", max_length=255, unique=True),
             opt("fraction", "float"),
             opt("description", "text"),
@@ -450,26 +492,29 @@ RESOURCES: tuple[Resource, ...] = (
             F("messages_sent", "int", default=0),
             F("messages_dropped", "int", default=0),
         ),
-        eq("subscriber_name", "is_active", "delivery_type"),
-        ("subscriber_id",),
+        filters=eq("subscriber_name", "is_active", "delivery_type"),
+        ordering=("subscriber_id",),
+        columns=("subscriber_name", "delivery_type", "is_active", "client_ip", "messages_sent", "last_activity"),
+        title_field="subscriber_name",
         description="Message subscribers (ActiveMQ queues and live stream clients).",
     ),
     Resource(
-        "namespaces", "Namespace", req("name", "str", max_length=100, unique=True),
-        (
+        name="namespaces", model="Namespace", pk=req("name", "str", max_length=100, unique=True),
+        fields=(
             req("owner", "str", max_length=100),
             F("description", "text", default=""),
             opt("metadata", "json"),
             *created(),
         ),
-        eq("owner"),
-        ("name",),
+        filters=eq("owner"),
+        ordering=("name",),
         writable=False,
+        columns=("name", "owner", "description", "created_at"),
         description="Namespaces; created through POST /api/namespaces/ensure/.",
     ),
     Resource(
-        "ai-memory", "AIMemory", AUTO_ID,
-        (
+        name="ai-memory", model="AIMemory", pk=AUTO_ID,
+        fields=(
             req("username", "str", max_length=100),
             opt("session_id", "str", max_length=100),
             F("role", "str", default="user", max_length=20),
@@ -479,11 +524,12 @@ RESOURCES: tuple[Resource, ...] = (
             opt("metadata", "json"),
             ro("created_at"),
         ),
-        eq("username", "namespace", "session_id"),
-        ("-created_at", "-id"),
+        filters=eq("username", "namespace", "session_id"),
+        ordering=("-created_at", "-id"),
         anonymous_write=True,
         generic=False,
         verbose_name="ai memory",
+        columns=("created_at", "username", "role", "content", "session_id"),
         description="Dialogue turns recorded by the testbed's optional AI-memory hooks.",
     ),
 )  # fmt: skip

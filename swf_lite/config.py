@@ -16,6 +16,13 @@ from typing import Any
 
 ENV_PREFIX = "SWF_LITE_"
 DB_FILE = "swf-lite.sqlite3"  # the default SQLite file inside the data dir
+# TLS files inside the data dir (swf_lite.tls writes them; clients need only the bundle)
+CA_CERT_FILE = "ca_cert.pem"
+CA_KEY_FILE = "ca_key.pem"  # mode 0600
+CERT_FILE = "ssl_cert.pem"
+KEY_FILE = "ssl_key.pem"  # mode 0600
+BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
+TLS_LOCK_FILE = ".tls.lock"
 
 
 def default_data_dir() -> Path:

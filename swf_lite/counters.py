@@ -1,16 +1,14 @@
-"""The persistent counters: run numbers, agent ids, workflow-execution sequence numbers.
+"""The persistent counters (run numbers, agent ids, workflow-execution sequence numbers), declared.
 
-Each step is one ``UPDATE ... RETURNING`` statement: atomic in SQLite across threads and
-processes sharing the file, with no read-then-write window. Values survive restarts.
+The service hands out values (:meth:`swf_lite.service.Service.next_value`) with one
+``UPDATE ... RETURNING`` statement of the store: atomic across threads and processes, surviving
+restarts. Seed files and the control API name counters ``next_run_number`` (or the endpoint name).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from swf_lite import timefmt
-from swf_lite.store import START_VALUES, Store
 
 
 @dataclass(frozen=True)
@@ -20,6 +18,11 @@ class Counter:
     time_column: str
     response_key: str
 
+    @property
+    def key(self) -> str:
+        """The name in seed files and the control API: ``next_run_number``."""
+        return self.endpoint.replace("-", "_")
+
 
 COUNTERS = (
     Counter("next-run-number", "last_run_number", "last_run_start_time", "run_number"),
@@ -27,35 +30,21 @@ COUNTERS = (
     Counter("next-workflow-execution-id", "last_workflow_execution_id", "last_workflow_execution_time", "sequence"),
 )
 BY_ENDPOINT = {c.endpoint: c for c in COUNTERS}
+BY_KEY = {c.key: c for c in COUNTERS}
 
 
-def next_value(store: Store, counter: Counter) -> int:
-    """Hand out the next number of ``counter``."""
-    sql = (
-        f'UPDATE "swf_state" SET "{counter.column}" = "{counter.column}" + 1, '
-        f'"{counter.time_column}" = ? WHERE "id" = 1 RETURNING "{counter.column}"'
-    )
-    cursor = store.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()),))
-    rows = cursor.fetchall()  # consume fully so the statement completes and commits
-    return int(rows[0][0])
+def normalize(values: Any) -> dict[str, int]:
+    """``{"next_run_number": 200000}`` (or ``{"next-run-number": ...}``) -> ``{endpoint: next value}``.
 
-
-def snapshot(store: Store) -> dict[str, Any]:
-    """The last values handed out and when, for the admin API (and a future state page)."""
-    State = store.models["_state"]
-    row = State.select().where(State.id == 1).dicts().first() or {}
-    row.pop("id", None)
-    return {k: timefmt.iso(v) if k.endswith("_time") else v for k, v in row.items()}
-
-
-def set_next(store: Store, values: dict[str, int]) -> None:
-    """Make the given counters hand out the given numbers next (``{"next-run-number": 200000}``)."""
-    State = store.models["_state"]
-    updates = {}
-    for endpoint, value in values.items():
-        counter = BY_ENDPOINT[endpoint]
-        updates[counter.column] = int(value) - 1
-    State.update(**updates).where(State.id == 1).execute()
-
-
-__all__ = ["COUNTERS", "BY_ENDPOINT", "START_VALUES", "next_value", "snapshot", "set_next"]
+    Raises ValueError naming the offending key."""
+    if not isinstance(values, dict):
+        raise ValueError('counters must be an object such as {"next_run_number": 200000}')
+    out: dict[str, int] = {}
+    for key, value in values.items():
+        counter = BY_KEY.get(key) or BY_ENDPOINT.get(key)
+        if counter is None:
+            raise ValueError(f"unknown counter {key!r}; use one of {', '.join(BY_KEY)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"counter {key!r} needs a positive integer, not {value!r}")
+        out[counter.endpoint] = value
+    return out

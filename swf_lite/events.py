@@ -1,12 +1,14 @@
-"""The in-memory message bus behind the live stream: no broker, no database access.
+"""The change feed: every committed write becomes one :class:`Change` on the in-memory :class:`Bus`.
 
-``Bus.publish(event)`` hands one pre-serialised :class:`Event` to every subscriber whose
-:class:`Filters` accept it. Each :class:`Subscriber` owns a bounded queue: when it is full the
-oldest event is dropped and counted, so a slow or stalled stream client never blocks the
-publisher (the POST that created the message) and never grows memory without bound.
+The service publishes a change after its transaction commits (in commit order). Consumers subscribe
+with a *view*: a function that turns a change into the :class:`Event` that consumer streams, or
+None to skip it. Two views exist: :func:`message_view` (the workflow-message stream, the real
+monitor's wire format) and :func:`change_view` (the generic change stream live pages read).
 
-Events are built once per message (``message_event``) and shared by every subscriber; the SSE
-generators in :mod:`swf_lite.sse` only move bytes from their queue to their socket.
+Each :class:`Subscriber` owns a bounded queue: when it is full the oldest event is dropped and
+counted, so a slow or stalled client never blocks the writer and never grows memory without bound.
+An event is built and encoded once per change (memoized on the change) and shared by every
+subscriber. No database access happens here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import collections
 import json
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from swf_lite import timefmt
+
+MESSAGES = "workflow-messages"  # the resource whose creations the message stream carries
 
 # Keys of the stored message copied into the event data when message_content lacks them.
 MESSAGE_DEFAULTS = ("msg_type", "sender_agent", "recipient_agent", "namespace", "run_id", "execution_id",
@@ -30,6 +34,7 @@ MESSAGE_DEFAULTS = ("msg_type", "sender_agent", "recipient_agent", "namespace", 
 _LINE_BREAKERS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 
 FILTER_PARAMS = ("msg_types", "agents", "run_ids", "namespace")
+OPS = ("create", "update", "delete", "upsert", "reset")
 
 
 def one_line_json(obj: Any) -> str:
@@ -44,14 +49,46 @@ def frame(name: str, data: Any, event_id: int | None = None) -> bytes:
     return f"{head}event: {name}\ndata: {one_line_json(data)}\n\n".encode()
 
 
+class Change:
+    """One committed write: ``op`` (create, update, delete, upsert, reset) of ``resource`` row ``pk``;
+    ``row`` is the row as clients read it (for a delete: as it was). ``seq`` is the storage-order
+    number of sequenced resources; ``number`` is the bus's running count, set when published."""
+
+    __slots__ = ("op", "resource", "pk", "row", "seq", "number", "_memo")
+
+    def __init__(self, op: str, resource: str, pk: Any, row: Mapping[str, Any] | None, seq: int | None = None):
+        self.op = op
+        self.resource = resource
+        self.pk = pk
+        self.row = row
+        self.seq = seq
+        self.number = 0
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, build: Callable[[], Any]) -> Any:
+        """``build()`` once per change and key (publishing is serialized, so no lock is needed)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def public(self) -> dict[str, Any]:
+        return {"op": self.op, "resource": self.resource, "pk": self.pk, "row": self.row}
+
+    def __repr__(self) -> str:
+        return f"Change({self.op!r}, {self.resource!r}, {self.pk!r}, seq={self.seq})"
+
+
 @dataclass(frozen=True)
 class Event:
-    """A message ready to stream: its sequence number, event name, data and encoded frame."""
+    """What a stream sends for a change: its id, event name, data and encoded frame."""
 
     id: int
     name: str
     data: dict[str, Any]
     frame: bytes
+
+
+View = Callable[[Change], Event | None]
 
 
 def message_event(message: Mapping[str, Any], seq: int) -> Event:
@@ -76,7 +113,7 @@ def message_event(message: Mapping[str, Any], seq: int) -> Event:
     return Event(seq, name, data, frame(name, data, seq))
 
 
-def _split(raw: str | None) -> frozenset[str] | None:
+def split_list(raw: str | None) -> frozenset[str] | None:
     if raw is None:
         return None
     items = frozenset(part.strip() for part in raw.split(",") if part.strip())
@@ -85,7 +122,7 @@ def _split(raw: str | None) -> frozenset[str] | None:
 
 @dataclass(frozen=True)
 class Filters:
-    """Server-side stream filters; each given one must pass. ``None`` = not filtered."""
+    """Message-stream filters; each given one must pass. ``None`` = not filtered."""
 
     msg_types: frozenset[str] | None = None
     agents: frozenset[str] | None = None
@@ -93,9 +130,9 @@ class Filters:
     namespace: frozenset[str] | None = None
 
     @classmethod
-    def from_query(cls, get) -> Filters:
+    def from_query(cls, get: Callable[[str], str | None]) -> Filters:
         """From query parameters (comma lists); ``get(name)`` returns the raw value or None."""
-        return cls(**{name: _split(get(name)) for name in FILTER_PARAMS})
+        return cls(**{name: split_list(get(name)) for name in FILTER_PARAMS})
 
     def matches(self, event: Event) -> bool:
         if self.msg_types is not None and event.name not in self.msg_types:
@@ -111,7 +148,7 @@ class Filters:
 
     def public(self) -> dict[str, list[str]]:
         """The filters as the status endpoint shows them (only those given)."""
-        return {name: sorted(getattr(self, name)) for name in FILTER_PARAMS if getattr(self, name) is not None}
+        return {name: sorted(v) for name in FILTER_PARAMS if (v := getattr(self, name)) is not None}
 
 
 def _in(value: Any, allowed: frozenset[str]) -> bool:
@@ -119,17 +156,51 @@ def _in(value: Any, allowed: frozenset[str]) -> bool:
     return value is not None and str(value) in allowed
 
 
+def message_view(filters: Filters) -> View:
+    """Creations of workflow messages, as the real monitor's stream sends them, filtered."""
+
+    def view(change: Change) -> Event | None:
+        if change.resource != MESSAGES or change.op != "create" or change.row is None:
+            return None
+        event: Event = change.memo("message", lambda: message_event(change.row or {}, change.seq or 0))
+        return event if filters.matches(event) else None
+
+    return view
+
+
+def change_event(change: Change) -> Event:
+    """The generic change stream's event: ``event: change``, data ``{op, resource, pk, row}``."""
+    data = change.public()
+    return Event(change.number, "change", data, frame("change", data, change.number))
+
+
+def change_view(resources: frozenset[str] | None = None, ops: frozenset[str] | None = None) -> View:
+    """Every change (or those of the given resources and ops), for live pages."""
+
+    def view(change: Change) -> Event | None:
+        if resources is not None and change.resource not in resources and change.op != "reset":
+            return None
+        if ops is not None and change.op not in ops:
+            return None
+        return change.memo("change", lambda: change_event(change))  # type: ignore[no-any-return]
+
+    return view
+
+
 class Subscriber:
     """One stream client's bounded queue and counters (all guarded by its condition)."""
 
-    def __init__(self, client_id: str, filters: Filters, maxlen: int):
+    def __init__(self, client_id: str, view: View, maxlen: int, kind: str = "messages",
+                 filters: Filters | None = None):  # fmt: skip
         self.client_id = client_id
-        self.filters = filters
+        self.view = view
+        self.kind = kind  # "messages" or "changes": which stream it feeds
+        self.filters = filters or Filters()
         self.maxlen = maxlen
         self.connected_at = timefmt.utcnow()
         self._queue: collections.deque[Event] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
-        self.queued = 0  # events accepted by the filters and queued
+        self.queued = 0  # events accepted by the view and queued
         self.dropped = 0  # events pushed out of a full queue (oldest first)
         self.sent = 0  # frames written to the client (maintained by the stream)
         self.skip_upto = 0  # live events with id <= this were already sent by the replay
@@ -161,7 +232,7 @@ class Subscriber:
 
     def set_skip_upto(self, event_id: int) -> None:
         with self._cond:
-            self.skip_upto = event_id
+            self.skip_upto = max(self.skip_upto, event_id)
 
     def clear(self) -> None:
         """Forget queued events and the replay watermark (after a reset sequence numbers restart)."""
@@ -184,7 +255,7 @@ class BusFull(Exception):
 
 
 class Bus:
-    """Publish/subscribe over bounded per-subscriber queues.
+    """Publish/subscribe of changes over bounded per-subscriber queues.
 
     The subscriber set is copy-on-write: ``publish`` iterates an immutable snapshot without
     holding the bus lock, so subscribing and unsubscribing never wait for a publish.
@@ -196,16 +267,20 @@ class Bus:
         self.stopping = stopping or threading.Event()
         self._lock = threading.Lock()
         self._subs: tuple[Subscriber, ...] = ()
-        self.published = 0  # messages published (whether or not anyone matched)
-        self.delivered = 0  # (message, subscriber) pairs queued
+        self.changes = 0  # changes published (the last change's number)
+        self.published: collections.Counter[str] = collections.Counter()  # per resource
+        self.delivered = 0  # (change, subscriber) pairs queued
         self.rejected = 0  # subscriptions refused because the bus was full
 
     @property
     def running(self) -> bool:
         return not self.stopping.is_set()
 
-    def subscribe(self, client_id: str, filters: Filters | None = None) -> Subscriber:
-        sub = Subscriber(client_id, filters or Filters(), self.queue_size)
+    def subscribe(self, client_id: str, filters: Filters | None = None, view: View | None = None,
+                  kind: str = "messages") -> Subscriber:  # fmt: skip
+        """A new subscriber; without a view it receives the message stream, filtered."""
+        filters = filters or Filters()
+        sub = Subscriber(client_id, view or message_view(filters), self.queue_size, kind, filters)
         with self._lock:
             if len(self._subs) >= self.max_clients:
                 self.rejected += 1
@@ -217,20 +292,26 @@ class Bus:
         with self._lock:
             self._subs = tuple(s for s in self._subs if s is not sub)
 
-    def publish(self, event: Event) -> int:
-        """Queue ``event`` for every matching subscriber; returns how many. Never blocks."""
+    def publish(self, change: Change) -> int:
+        """Queue ``change`` for every subscriber whose view accepts it; returns how many. Never blocks."""
+        with self._lock:
+            self.changes += 1
+            change.number = self.changes
+            self.published[change.resource] += 1
+        if change.op == "reset":
+            self.clear()  # sequence numbers restart with the tables: nothing queued before is valid
         n = 0
         for sub in self._subs:
-            if sub.filters.matches(event):
+            event = sub.view(change)
+            if event is not None:
                 sub.offer(event)
                 n += 1
         with self._lock:
-            self.published += 1
             self.delivered += n
         return n
 
     def clear(self) -> None:
-        """Empty every subscriber's queue (used on reset)."""
+        """Empty every subscriber's queue (a reset change does it)."""
         for sub in self._subs:
             sub.clear()
 
@@ -241,15 +322,16 @@ class Bus:
     def __len__(self) -> int:
         return len(self._subs)
 
-    def stats(self) -> dict[str, Any]:
-        subs = self._subs
+    def stats(self, kind: str = "messages") -> dict[str, Any]:
+        """The message stream's status (``kind="changes"``: the change stream's)."""
+        subs = [s for s in self._subs if s.kind == kind]
         return {
             "connected_clients": len(subs),
             "client_ids": [s.client_id for s in subs],
             "client_filters": {s.client_id: s.filters.public() for s in subs},
             "clients": {s.client_id: s.stats() for s in subs},
-            "messages_published": self.published,
-            "messages_delivered": self.delivered,
+            "messages_published": self.published[MESSAGES] if kind == "messages" else self.changes,
+            "messages_delivered": sum(s.queued for s in subs),
             "messages_dropped": sum(s.dropped for s in subs),
             "rejected_clients": self.rejected,
             "max_clients": self.max_clients,

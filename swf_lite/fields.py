@@ -14,10 +14,12 @@ import math
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from swf_lite import timefmt
 from swf_lite.catalog import REQUIRED, F, Resource
+from swf_lite.errors import Invalid
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
@@ -30,16 +32,8 @@ DATETIME_FORMAT_ERROR = (
 )
 
 
-class Invalid(Exception):
-    """Validation failed; ``errors`` is the DRF-shaped body (``{field: [messages]}``)."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__(errors)
-        self.errors = errors
-
-
 class FieldError(ValueError):
-    pass
+    """One field's value is wrong; the message is DRF's wording."""
 
 
 def _integer(value: Any, bounds: tuple[int, int]) -> int:
@@ -149,7 +143,7 @@ def convert(f: F, value: Any, zone: dt.tzinfo) -> Any:
 
 def choice(f: F, raw: Any) -> Any:
     """A choice field's input matched by its text (DRF's ChoiceField: ``"40"`` selects ``40``)."""
-    for option in f.choices:
+    for option in f.choices or ():
         if str(option) == str(raw):
             return option
     raise FieldError(f'"{raw}" is not a valid choice.')
@@ -219,8 +213,6 @@ def clean(
 
 
 def _without_choices(f: F) -> F:
-    from dataclasses import replace
-
     return replace(f, choices=None)
 
 

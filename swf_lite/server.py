@@ -17,10 +17,12 @@ from pathlib import Path
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from swf_lite import auth, tls
-from swf_lite.app import Context, Middleware, build_app
-from swf_lite.config import DB_FILE, Settings
-from swf_lite.store import Store
+from swf_lite import auth, seeding, tls
+from swf_lite.app import Middleware, build_app
+from swf_lite.clientenv import client_env, url_host
+from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings
+from swf_lite.context import Context
+from swf_lite.db import Store
 
 log = logging.getLogger("swf_lite.server")
 
@@ -62,24 +64,6 @@ def _cheroot_log(msg: str = "", level: int = logging.INFO, traceback: bool = Fal
     log.log(level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
 
 
-def url_host(host: str) -> str:
-    """The host as it goes into a URL (wildcards become loopback; IPv6 gets brackets)."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
-
-
-def client_env(http_url: str, https_url: str | None, token: str, ca_bundle: Path | None) -> dict[str, str]:
-    """``SWF_MONITOR_URL``, ``SWF_MONITOR_HTTP_URL``, ``SWF_API_TOKEN`` and, with TLS, the CA bundle
-    variables (requests reads them instead of its own trust store)."""
-    env = {"SWF_MONITOR_URL": https_url or http_url, "SWF_MONITOR_HTTP_URL": http_url, "SWF_API_TOKEN": token}
-    if ca_bundle:
-        env["REQUESTS_CA_BUNDLE"] = env["CURL_CA_BUNDLE"] = str(ca_bundle)
-    return env
-
-
 def has_store(settings: Settings) -> bool:
     """Whether the configured database exists (a server has started with these settings)."""
     return bool(settings.db) or (settings.data_dir / DB_FILE).exists()
@@ -99,7 +83,7 @@ def configured_client_env(settings: Settings) -> dict[str, str] | None:
         return None
     token = auth.token_from_url(settings.db_url, settings.user, is_staff=True)
     http_url, https_url = configured_urls(settings)
-    bundle = settings.data_dir / tls.BUNDLE_NAME
+    bundle = settings.data_dir / BUNDLE_FILE
     return client_env(http_url, https_url, token, bundle if https_url and bundle.exists() else None)
 
 
@@ -124,7 +108,7 @@ class SwfLiteServer:
         self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
         self.ctx = Context(s, self.store)
         self.app = Middleware(build_app(self.ctx), self.ctx)
-        self._load_initial_data()
+        seeding.load_initial(s, self.ctx.service)  # --demo / --seed
         if s.tls:
             hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
             self.tls = tls.ensure_certificates(s.data_dir, hosts=hosts, cert=s.cert, key=s.key)
@@ -139,12 +123,6 @@ class SwfLiteServer:
             ep.thread = threading.Thread(target=ep.server.serve, name=f"swf-lite-{ep.name}", daemon=True)
             ep.thread.start()
         return self
-
-    def _load_initial_data(self) -> None:
-        """``--demo`` / ``--seed``: filled in by the demo module when present."""
-        from swf_lite import seeding
-
-        seeding.load_initial(self)
 
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
@@ -213,7 +191,7 @@ class SwfLiteServer:
         """Give streams ``grace`` seconds to end by themselves, then cut the sockets of any that are
         stuck writing to a client that stopped reading: cheroot's stop only shuts the read side,
         so such a worker would hold the process for the socket timeout (10 s)."""
-        bus = getattr(self.ctx, "bus", None)
+        bus = self.ctx.bus if self.ctx else None
         deadline = time.monotonic() + grace
         while bus is not None and len(bus) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -5,6 +5,8 @@ once (or point REQUESTS_CA_BUNDLE at ``ca_bundle.pem``) and regenerated server c
 working. EC P-256 keys keep generation to milliseconds.
 """
 
+from __future__ import annotations
+
 import datetime as dt
 import fcntl
 import ipaddress
@@ -26,13 +28,15 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from swf_lite.config import BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE, TLS_LOCK_FILE
+
 log = logging.getLogger(__name__)
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the maximum Apple/Chrome accept for TLS server certificates
 _WILDCARD_BINDS = {"", "0.0.0.0", "::"}
-BUNDLE_NAME = "ca_bundle.pem"
+BUNDLE_NAME = BUNDLE_FILE  # the name callers have used; the file names live in swf_lite.config
 _SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
 
 
@@ -99,8 +103,22 @@ def _load_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, Priva
     return (cert, key) if cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki) else None
 
 
+def _load_ca(
+    cert_path: Path, key_path: Path, min_valid_days: int
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    """The local CA if it is still fit to sign: a matching pair with the EC key ``_make_ca`` makes
+    (anything else could not sign the server certificate), not near expiry."""
+    pair = _load_pair(cert_path, key_path)
+    if pair is None:
+        return None
+    cert, key = pair
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not _fresh(cert, min_valid_days):
+        return None
+    return cert, key
+
+
 def _fresh(cert: x509.Certificate, min_valid_days: int) -> bool:
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     return cert.not_valid_before_utc <= now and cert.not_valid_after_utc - now > dt.timedelta(days=min_valid_days)
 
 
@@ -161,7 +179,7 @@ def _builder(
     days: int,
     not_after_cap: dt.datetime | None = None,
 ) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.timezone.utc)
     not_after = now + dt.timedelta(days=days)
     return (
         x509.CertificateBuilder()
@@ -269,7 +287,7 @@ def _user_files(data_dir: Path, cert: Path, key: Path, min_valid_days: int) -> T
         raise ValueError(msg)
     if not _fresh(pair[0], min_valid_days):
         log.warning("TLS cert %s expires within %d days", cert, min_valid_days)
-    bundle = data_dir / BUNDLE_NAME
+    bundle = data_dir / BUNDLE_FILE
     _write_bundle(bundle, cert.read_bytes())
     return TlsFiles(cert=cert, key=key, ca_cert=None, ca_bundle=bundle)
 
@@ -290,20 +308,15 @@ def ensure_certificates(
     if cert is not None and key is not None:
         return _user_files(data_dir, Path(cert), Path(key), min_valid_days)
     hosts = [hosts] if isinstance(hosts, str) else list(hosts)
-    files = TlsFiles(
-        data_dir / "ssl_cert.pem",
-        data_dir / "ssl_key.pem",
-        data_dir / "ca_cert.pem",
-        data_dir / BUNDLE_NAME,
-    )
-    ca_key_path = data_dir / "ca_key.pem"
-    with open(data_dir / ".tls.lock", "a") as lock:  # serialise concurrent starters
+    ca_cert_path, ca_key_path = data_dir / CA_CERT_FILE, data_dir / CA_KEY_FILE
+    files = TlsFiles(data_dir / CERT_FILE, data_dir / KEY_FILE, ca_cert_path, data_dir / BUNDLE_FILE)
+    with open(data_dir / TLS_LOCK_FILE, "a") as lock:  # serialise concurrent starters
         fcntl.flock(lock, fcntl.LOCK_EX)
-        ca = _load_pair(files.ca_cert, ca_key_path)
-        if ca is None or not _fresh(ca[0], min_valid_days):
+        ca = _load_ca(ca_cert_path, ca_key_path, min_valid_days)
+        if ca is None:
             log.info("generating local CA in %s", data_dir)
             ca = _make_ca()
-            _save_pair(*ca, files.ca_cert, ca_key_path)
+            _save_pair(*ca, ca_cert_path, ca_key_path)
         server = _load_pair(files.cert, files.key)
         if (
             server is None

@@ -15,7 +15,7 @@ import requests
 from api_helpers import shared_server
 
 from swf_lite import demo, seeding
-from swf_lite.api.admin import mask_url
+from swf_lite.api.control import mask_url
 from swf_lite.pytest_plugin import SubprocessServer
 from swf_lite.server import SwfLiteServer
 

@@ -22,7 +22,7 @@ from api_helpers import (
     wrong_values,
 )
 
-from swf_lite.store import Store
+from swf_lite.db import Store
 
 module_server, server = shared_server()
 LOGS = "/api/logs/"

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from swf_lite.config import Settings
+from swf_lite.db import Store
 from swf_lite.server import HANDSHAKE_TIMEOUT, SwfLiteServer
-from swf_lite.store import Store
 
 from conftest import make_settings
 

@@ -15,9 +15,8 @@ import uuid
 import pytest
 import requests
 
-from swf_lite import __version__, counters
+from swf_lite import __version__, counters, service
 from swf_lite.api import schema as schema_mod
-from swf_lite.api import special
 from swf_lite.catalog import AGENT_TYPE, LOG_LEVELS, RESOURCES, Resource
 from swf_lite.server import SwfLiteServer
 
@@ -354,9 +353,9 @@ def test_real_responses_match_the_documented_schemas(doc, server, api, anon):
 
 def test_heartbeat_schema_reuses_the_catalog_without_choice_checks(doc):
     hb = component(doc, "HeartbeatRequest")["properties"]
-    assert set(hb) == {"instance_name", *special.HEARTBEAT_DEFAULTS, *special.HEARTBEAT_OPTIONAL}
+    assert set(hb) == {"instance_name", *service.HEARTBEAT_DEFAULTS, *service.HEARTBEAT_OPTIONAL}
     assert "enum" not in hb["agent_type"] and hb["agent_type"]["maxLength"] == 20
-    assert all(hb[k]["nullable"] for k in special.HEARTBEAT_DEFAULTS)  # null means "use the default"
+    assert all(hb[k]["nullable"] for k in service.HEARTBEAT_DEFAULTS)  # null means "use the default"
 
 
 def test_document_is_not_shared_mutable_state():

@@ -584,8 +584,10 @@ def test_stale_rows_from_a_previous_process_are_closed_at_start(tmp_path):
 # -- the bus on its own ---------------------------------------------------------------------------
 
 
-def _event(seq: int, msg_type: str = "m", **content) -> events.Event:
-    return events.message_event({"message_type": msg_type, "message_content": content, "run_id": None}, seq)
+def _event(seq: int, msg_type: str = "m", **content) -> events.Change:
+    """The change the service publishes for a stored message with sequence number ``seq``."""
+    row = {"message_type": msg_type, "message_content": content, "run_id": None}
+    return events.Change("create", events.MESSAGES, str(seq), row, seq)
 
 
 def test_bus_queue_drops_oldest_and_counts():

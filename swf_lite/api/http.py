@@ -10,7 +10,9 @@ from typing import Any
 
 import bottle
 
-from swf_lite import auth, fields
+from swf_lite import auth
+from swf_lite.db import Store
+from swf_lite.errors import Invalid, NotFound, Unavailable
 
 log = logging.getLogger("swf_lite.api")
 
@@ -40,10 +42,6 @@ class ApiError(Exception):
         return json_response(self.body, self.status, self.headers)
 
 
-def not_found(model: str | None = None) -> ApiError:
-    return ApiError(404, f"No {model} matches the given query." if model else "Not found.")
-
-
 def read_json() -> dict[str, Any]:
     """The request body as a dict, or ApiError with DRF's status and wording."""
     request = bottle.request
@@ -67,12 +65,12 @@ def read_json() -> dict[str, Any]:
     return data
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> Any:
     """DRF's strict JSON: NaN and Infinity are not JSON."""
     raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
 
 
-def require_token(store) -> str:
+def require_token(store: Store) -> str:
     """The authenticated username, or a 401 like DRF's TokenAuthentication."""
     try:
         return auth.authenticate(store, bottle.request.get_header("Authorization"))
@@ -80,18 +78,24 @@ def require_token(store) -> str:
         raise ApiError(401, exc.detail, {"WWW-Authenticate": "Token"}) from None
 
 
-def json_errors(callback: Callable) -> Callable:
-    """Bottle plugin: ApiError and unexpected failures become JSON; nothing leaks as HTML."""
+def json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Bottle plugin: ApiError, the domain errors and unexpected failures become JSON (DRF's shapes);
+    nothing leaks as HTML."""
 
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
         except bottle.HTTPResponse:
             raise
         except ApiError as exc:
             return exc.response()
-        except fields.Invalid as exc:
+        except Invalid as exc:
             return json_response(exc.errors, 400)
+        except NotFound as exc:
+            return json_response({"detail": exc.detail}, 404)
+        except Unavailable as exc:
+            return json_response({"detail": str(exc) or "Service temporarily unavailable."}, 503,
+                                 {"Retry-After": "1"})  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with traceback
             log.exception("unexpected failure in %s %s", bottle.request.method, bottle.request.path)
             return json_response({"detail": f"Internal server error: {type(exc).__name__}"}, 500)
@@ -99,7 +103,7 @@ def json_errors(callback: Callable) -> Callable:
     return wrapper
 
 
-def require_token_or_session(store) -> str:
+def require_token_or_session(store: Store) -> str:
     """Token header, or (for browsers: an EventSource cannot send headers) the session cookie
     from ``POST /_swf_lite/session/``. Only the stream and its status accept the cookie."""
     if bottle.request.get_header("Authorization") or not bottle.request.get_cookie(auth.SESSION_COOKIE):

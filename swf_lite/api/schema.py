@@ -2,7 +2,7 @@
 
 Nothing here is written per resource: component schemas, request schemas and the generic paths
 come from :data:`swf_lite.catalog.RESOURCES`; the special endpoints reuse the catalog's field
-schemas (and ``counters.COUNTERS`` / ``special.HEARTBEAT_*``) so a new field shows up everywhere.
+schemas (and ``counters.COUNTERS`` / ``service.HEARTBEAT_*``) so a new field shows up everywhere.
 
 The document depends only on the catalog, so it is built once and cached (serialized, too); only
 ``servers`` (the request's own base URL) is added per request.
@@ -23,8 +23,7 @@ from typing import Any
 
 import bottle
 
-from swf_lite import __version__, counters, events, fields
-from swf_lite.api import special
+from swf_lite import __version__, counters, events, fields, service
 from swf_lite.api.http import dumps
 from swf_lite.catalog import BY_NAME, REQUIRED, RESOURCES, F, Filter, Resource
 
@@ -138,8 +137,8 @@ def _ref(name: str) -> dict[str, str]:
 
 def _relaxed_choices(r: Resource) -> set[str]:
     """Fields whose stored values may lie outside their choices (the heartbeat skips the check)."""
-    if r is special.AGENTS:
-        return {*special.HEARTBEAT_DEFAULTS, *special.HEARTBEAT_OPTIONAL}
+    if r is service.AGENTS:
+        return {*service.HEARTBEAT_DEFAULTS, *service.HEARTBEAT_OPTIONAL}
     return set()
 
 
@@ -411,18 +410,18 @@ def _counter_paths(schemas: dict[str, Any]) -> dict[str, Any]:
 def heartbeat_request_schema() -> dict[str, Any]:
     """``instance_name`` required; the rest optional, unchecked against choices; defaulted ones
     also take null (= the default)."""
-    agents = special.AGENTS
+    agents = service.AGENTS
     name = field_schema(agents.field("instance_name"), request=True)
     name.pop("enum", None)
     props = {"instance_name": name}
-    for key, default in special.HEARTBEAT_DEFAULTS.items():
+    for key, default in service.HEARTBEAT_DEFAULTS.items():
         s = field_schema(agents.field(key), request=True, enum=False)
         s.pop("default", None)
         s["nullable"] = True
         note = f"Default (when missing or null): {json.dumps(default)}."
         s["description"] = f"{note} {s['description']}" if "description" in s else note
         props[key] = s
-    for key in special.HEARTBEAT_OPTIONAL:
+    for key in service.HEARTBEAT_OPTIONAL:
         props[key] = field_schema(agents.field(key), request=True, enum=False)
         props[key].pop("default", None)  # an existing agent keeps its value
     return {
@@ -553,6 +552,29 @@ def _special_paths(schemas: dict[str, Any]) -> dict[str, Any]:
             "security": TOKEN,
             "responses": {
                 "200": {"description": "The event stream.", "content": {SSE: {"schema": {"type": "string"}}}},
+                "401": _resp("Unauthorized"),
+                "503": _json(_ref("Error"), "Every stream slot is taken, or the server is stopping (Retry-After)."),
+            },
+        },
+    }
+    paths["/api/changes/stream/"] = {
+        "get": {
+            "operationId": "changes_stream",
+            "tags": ["messages"],
+            "summary": "Live stream of every committed write (Server-Sent Events), for live pages.",
+            "description": (
+                "Frames are `id: <n>\\nevent: change\\ndata: {op, resource, pk, row}\\n\\n` after a first "
+                "`connected`; `op` is create, update, delete, upsert or reset (resource `*`). Counters appear as "
+                "resource `persistent-state`. A change with a null `pk` touched several rows."
+            ),
+            "parameters": [
+                param("resources", strings, "Resource names (comma list); default every resource."),
+                param("ops", strings, "Operations (comma list); default every operation."),
+            ],
+            "security": TOKEN,
+            "responses": {
+                "200": {"description": "The event stream.", "content": {SSE: {"schema": {"type": "string"}}}},
+                "400": _resp("ValidationError"),
                 "401": _resp("Unauthorized"),
                 "503": _json(_ref("Error"), "Every stream slot is taken, or the server is stopping (Retry-After)."),
             },

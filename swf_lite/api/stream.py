@@ -1,13 +1,15 @@
-"""The live stream ``GET /api/messages/stream/`` and its status ``GET /api/messages/stream/status/``.
+"""The live streams, both consumers of the change feed (:mod:`swf_lite.events`):
 
-Flow: ``POST /api/workflow-messages/`` stores a row; the create hook registered here turns it
-into an :class:`~swf_lite.events.Event` (sequence number = the row's SQLite rowid) and publishes
-it on the in-memory :class:`~swf_lite.events.Bus`. Each stream holds one cheroot worker thread
-running a generator that moves frames from its bounded queue to the socket; cheroot writes and
-flushes every yielded chunk at once (chunked transfer encoding), so each frame leaves immediately.
+- ``GET /api/messages/stream/``: workflow messages, in the real monitor's format (filters
+  ``msg_types``, ``agents``, ``run_ids``, ``namespace``; replay after ``Last-Event-ID``), and its
+  status ``GET /api/messages/stream/status/``;
+- ``GET /api/changes/stream/``: every committed write as ``event: change`` with data
+  ``{op, resource, pk, row}`` (filter ``resources=runs,stf-files``, ``ops=create``), for live pages.
 
-Database use stays off the streaming path: at connect one subscriber-row insert and, with
-``Last-Event-ID``, one bounded replay query; at disconnect one update of that row. Nothing per event.
+Each stream holds one cheroot worker thread running a generator that moves frames from its bounded
+queue to the socket; cheroot writes and flushes every yielded chunk at once. The database is used
+only at connect (the subscriber row, the bounded replay query) and at disconnect (closing the row);
+while a stream runs its thread holds no database connection.
 
 Authentication: ``Authorization: Token``, or the browser session cookie that
 ``POST /_swf_lite/session/`` sets (an ``EventSource`` cannot send an Authorization header).
@@ -23,19 +25,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import bottle
-import peewee as pw
 
 from swf_lite import events, fields
 from swf_lite.api.http import ApiError, json_response, require_token_or_session
 from swf_lite.catalog import BY_NAME
+from swf_lite.context import Context
+from swf_lite.db.models import SEQ
 from swf_lite.timefmt import iso, utcnow
 
 log = logging.getLogger("swf_lite.sse")
 
 STREAM_PATH = "/api/messages/stream/"
 STATUS_PATH = "/api/messages/stream/status/"
-MESSAGES = "workflow-messages"
-SUBSCRIBERS = "subscribers"
+CHANGES_PATH = "/api/changes/stream/"
+MESSAGES = BY_NAME[events.MESSAGES]
+SUBSCRIBERS = BY_NAME["subscribers"]
 POLL = 0.25  # longest a stream waits without looking at ctx.stopping
 RETRY_AFTER = "5"  # seconds, for the 503 when every stream slot is taken
 
@@ -46,69 +50,81 @@ HEADERS = {
 }
 
 
-def mount(app: bottle.Bottle, ctx) -> None:
-    """Create the bus, register the stream routes, the publish hook and the reset hook."""
-    bus = events.Bus(ctx.settings.sse_max_clients, ctx.settings.sse_queue, ctx.stopping)
-    ctx.bus = bus
-    stream = Stream(ctx, bus)
+def mount(app: bottle.Bottle, ctx: Context) -> None:
+    """Register the stream routes and the reset hook; close rows a previous process left open."""
+    stream = Stream(ctx)
     app.route(STREAM_PATH, "GET", stream.open)
     app.route(STATUS_PATH, "GET", stream.status)
-    ctx.on_create.setdefault(MESSAGES, []).append(stream.publish)
+    app.route(CHANGES_PATH, "GET", stream.open_changes)
     ctx.on_reset.append(stream.after_reset)
-    stream.close_stale_rows()
+    try:
+        ctx.service.deactivate_stream_subscribers()
+    except Exception:  # noqa: BLE001 - bookkeeping only
+        log.exception("could not close stale stream subscriber rows")
 
 
 class Stream:
-    """Handlers and hooks of the live stream over one bus."""
+    """Handlers and hooks of the live streams over the context's bus."""
 
-    def __init__(self, ctx, bus: events.Bus):
+    def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.bus = bus
+        self.bus = ctx.bus
         self.settings = ctx.settings
         self.store = ctx.store
-        self.rows = BY_NAME[SUBSCRIBERS]
+        self.service = ctx.service
 
-    # -- publishing (called inside the POST's write transaction) -------------------------------
+    # -- opening -------------------------------------------------------------------------------
 
-    def publish(self, _resource, message: dict[str, Any], rowid: int) -> None:
-        """Create hook for workflow messages. Never raises: a broken publish must not undo the POST."""
-        try:
-            self.bus.publish(events.message_event(message, rowid))
-        except Exception:  # noqa: BLE001
-            log.exception("publishing message %s to the live stream failed", message.get("message_id"))
-
-    # -- the stream ----------------------------------------------------------------------------
-
-    def open(self):
+    def _subscribe(self, client_id: str, **kw: Any) -> events.Subscriber:
         require_token_or_session(self.store)
         if self.ctx.stopping.is_set():
             raise ApiError(503, "The server is shutting down.", {"Retry-After": RETRY_AFTER})
+        try:
+            return self.bus.subscribe(client_id, **kw)  # first: nothing published from now on is missed
+        except events.BusFull:
+            raise ApiError(503, f"Too many stream clients (at most {self.bus.max_clients}); retry later.",
+                           {"Retry-After": RETRY_AFTER}) from None  # fmt: skip
+
+    def open(self) -> Iterator[bytes]:
         request = bottle.request
         filters = events.Filters.from_query(request.query.getunicode)
         last_id = _event_id(request.get_header("Last-Event-ID"))
         if last_id is None:
             last_id = _event_id(request.query.getunicode("last_event_id"))
         client_id = str(uuid.uuid4())
-        try:
-            sub = self.bus.subscribe(client_id, filters)  # first: nothing published from now on is missed
-        except events.BusFull:
-            raise ApiError(503, f"Too many stream clients (at most {self.bus.max_clients}); retry later.",
-                           {"Retry-After": RETRY_AFTER}) from None  # fmt: skip
+        sub = self._subscribe(client_id, filters=filters)
         try:
             replay = self._replay(last_id, filters) if last_id is not None else []
-            if replay:
-                sub.set_skip_upto(replay[-1].id)  # the live queue may hold some of these too
+            if last_id is not None:  # the live queue may hold some of these too
+                sub.set_skip_upto(max([last_id, *(e.id for e in replay)]))
             self._add_row(sub, request.environ)
         except BaseException:
             self.bus.unsubscribe(sub)
             raise
         log.info("stream client %s connected (filters %s, last id %s, %d replayed)",
                  client_id, filters.public(), last_id, len(replay))  # fmt: skip
+        return self._respond(sub, replay, on_close=self._close_row)
+
+    def open_changes(self) -> Iterator[bytes]:
+        query = bottle.request.query
+        resources = events.split_list(query.getunicode("resources"))
+        ops = events.split_list(query.getunicode("ops"))
+        unknown = sorted((resources or set()) - {*BY_NAME, "persistent-state"})
+        if unknown:
+            raise ApiError(400, {"resources": [f"Unknown resource: {', '.join(unknown)}."]})
+        client_id = str(uuid.uuid4())
+        sub = self._subscribe(client_id, view=events.change_view(resources, ops), kind="changes")
+        sub.info["resources"] = sorted(resources or ())
+        log.info("change stream client %s connected (resources %s)", client_id, sub.info["resources"])
+        return self._respond(sub, [], on_close=None)
+
+    def _respond(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any) -> Iterator[bytes]:
         for name, value in HEADERS.items():
             bottle.response.set_header(name, value)
-        return self._frames(sub, replay)
+        self.store.release()  # a stream holds no database connection while it runs
+        return self._frames(sub, replay, on_close)
 
-    def _frames(self, sub: events.Subscriber, replay: list[events.Event]) -> Iterator[bytes]:
+    def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any) -> Iterator[bytes]:
         """The response body. Bottle takes the first frame at once; cheroot flushes every chunk."""
         stopping = self.ctx.stopping
         heartbeat = self.settings.sse_heartbeat
@@ -132,41 +148,33 @@ class Stream:
         finally:
             # GeneratorExit (client gone, cheroot closed us), a failed write, or shutdown.
             self.bus.unsubscribe(sub)
-            self._close_row(sub)
+            if on_close is not None:
+                on_close(sub)
             log.info("stream client %s disconnected (sent %d, dropped %d)", sub.client_id, sub.sent, sub.dropped)
 
     def _replay(self, last_id: int, filters: events.Filters) -> list[events.Event]:
         """Stored messages after ``last_id`` (the newest ``sse_replay`` of them) that pass the filters.
 
-        Runs in a write transaction: the publish hook runs inside the POST's transaction, so a
-        message published just before we subscribed may not be committed yet; BEGIN IMMEDIATE
-        waits for that writer, after which every message published before our subscription is
-        visible here and every later one is in our queue.
-        """
-        if not self.store.is_sqlite:
-            log.warning("replay needs SQLite rowids; Last-Event-ID ignored on %s", self.store.url.split(":", 1)[0])
-            return []
-        r = BY_NAME[MESSAGES]
-        model = self.store.model(r)
-        rowid = pw.SQL("rowid")
+        We subscribed first and the service publishes only after commit, so every message published
+        before our subscription is committed (and visible here), and every later one is queued."""
+        limit = self.settings.sse_replay
         self.store.connect()
-        with self.store.atomic():
-            rows = list(model.select(rowid.alias("_seq"), *model._meta.sorted_fields).where(rowid > last_id)
-                        .order_by(rowid.desc()).limit(self.settings.sse_replay).dicts())  # fmt: skip
-        if len(rows) == self.settings.sse_replay:
+        rows = self.store.after_seq(MESSAGES, last_id, limit)
+        if len(rows) == limit:
             log.warning("replay after id %s truncated to the newest %d messages", last_id, len(rows))
-        return events.replay_events(((row.pop("_seq"), fields.represent(r, row)) for row in rows), filters)
+        return events.replay_events(((row[SEQ], fields.represent(MESSAGES, row)) for row in rows), filters)
 
     # -- status --------------------------------------------------------------------------------
 
-    def status(self):
+    def status(self) -> bottle.HTTPResponse:
         require_token_or_session(self.store)
         stats = self.bus.stats()
         stats["heartbeat_seconds"] = self.settings.sse_heartbeat
         stats["replay_limit"] = self.settings.sse_replay
+        stats["change_stream_clients"] = self.bus.stats("changes")["connected_clients"]
         return json_response(stats)
 
-    # -- subscriber rows (connect, disconnect, reset, start-up) ---------------------------------
+    # -- subscriber rows (connect, disconnect, reset) ------------------------------------------
 
     def _add_row(self, sub: events.Subscriber, environ: dict[str, Any] | None = None) -> None:
         """The subscriber row ``sse_<8>`` of a new client (reused environ facts after a reset)."""
@@ -174,7 +182,6 @@ class Stream:
             ip = _client_ip(environ)
             sub.info.update(client_ip=ip, client_location=_location(ip, environ))
         ip = sub.info.get("client_ip")
-        now = utcnow()
         data = {
             "subscriber_name": f"sse_{sub.client_id[:8]}",
             "description": f"SSE client from {ip or 'unknown address'}",
@@ -183,15 +190,11 @@ class Stream:
             "client_ip": ip,
             "client_location": sub.info.get("client_location", ""),
             "connected_at": iso(sub.connected_at),
-            "last_activity": iso(now),
+            "last_activity": iso(utcnow()),
             "message_filters": sub.filters.public(),
         }
-        api = self.ctx.resources
         try:
-            self.store.connect()
-            values = api.clean(self.rows, data, creating=True)
-            with self.store.atomic():
-                out = api.save_new(self.rows, values)
+            out = self.service.create(SUBSCRIBERS, data)
         except Exception:  # noqa: BLE001 - the row is bookkeeping; the stream works without it
             log.exception("could not record stream client %s as a subscriber", sub.client_id)
             return
@@ -201,42 +204,29 @@ class Stream:
         pk = sub.info.get("subscriber_id")
         if pk is None:
             return
-        now = utcnow()
-        values = {"is_active": False, "disconnected_at": now, "last_activity": now, "messages_sent": sub.sent,
-                  "messages_dropped": sub.dropped, "messages_received": sub.queued}  # fmt: skip
-        values.update({f.name: now for f in self.rows.fields if f.auto == "now"})  # updated_at
+        now = iso(utcnow())
+        data = {"is_active": False, "disconnected_at": now, "last_activity": now, "messages_sent": sub.sent,
+                "messages_dropped": sub.dropped, "messages_received": sub.queued}  # fmt: skip
         try:
-            self.store.connect()
-            with self.store.atomic():
-                self.store.update(self.rows, pk, values)
+            self.service.update(SUBSCRIBERS, pk, data, partial=True)
         except Exception:  # noqa: BLE001
             log.exception("could not record the disconnect of stream client %s", sub.client_id)
+        finally:
+            self.store.release()  # this thread streamed; it reconnects for its next request
 
     def after_reset(self) -> None:
-        """Reset hook: empty every stream buffer (sequence numbers restart) and re-create the
-        subscriber rows of clients still connected (the reset deleted them)."""
-        self.bus.clear()
+        """Reset hook: re-create the subscriber rows of message-stream clients still connected (the
+        reset deleted them; the reset change already emptied every stream buffer)."""
         for sub in self.bus.subscribers:
             if sub.info.pop("subscriber_id", None) is not None:
                 self._add_row(sub)
-
-    def close_stale_rows(self) -> None:
-        """At start-up no stream is open: rows a previous process left active are closed."""
-        model = self.store.model(self.rows)
-        try:
-            with self.store.db.connection_context(), self.store.atomic():
-                model.update(is_active=False, disconnected_at=utcnow()).where(
-                    (model.delivery_type == "sse") & (model.is_active == True)  # noqa: E712 - peewee expression
-                ).execute()
-        except Exception:  # noqa: BLE001
-            log.exception("could not close stale stream subscriber rows")
 
 
 def _event_id(raw: str | None) -> int | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # a rowid fits SQLite's 64-bit integer
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # fits a 64-bit integer
         return None
     return int(raw)
 
@@ -254,7 +244,7 @@ def _location(ip: str | None, environ: dict[str, Any]) -> str:
     """What the real monitor records: a client-sent header, else a rough guess from the address."""
     given = environ.get("HTTP_X_CLIENT_LOCATION", "").strip()
     if given:
-        return given[:255]
+        return str(given)[:255]
     if not ip:
         return ""
     addr = ipaddress.ip_address(ip)

@@ -1,4 +1,4 @@
-"""peewee models derived from the catalog, plus the few internal tables.
+"""peewee models derived from the catalog, plus the internal tables (users, counters).
 
 Models are built per database (``build_models``) so that several stores can live in one process
 (tests start servers with different data directories side by side).
@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import peewee as pw
-from playhouse.sqlite_ext import AutoIncrementField
 
 from swf_lite import timefmt
 from swf_lite.catalog import REQUIRED, RESOURCES, F, Resource
+from swf_lite.db.dialect import Dialect
+
+Models = dict[str, type[pw.Model]]
+SEQ = "seq"  # the storage-order column of sequenced resources
 
 
 class UTCDateTimeField(pw.DateTimeField):
     """Naive UTC, always with microseconds, so text order equals time order."""
 
-    def db_value(self, value):
+    def db_value(self, value: Any) -> Any:
         if isinstance(value, dt.datetime):
             return timefmt.to_db(value)
         return value
@@ -28,10 +32,10 @@ class UTCDateTimeField(pw.DateTimeField):
 class JSONTextField(pw.TextField):
     """Any JSON value stored as text; returned unchanged (no merge on update)."""
 
-    def db_value(self, value):
+    def db_value(self, value: Any) -> Any:
         return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
-    def python_value(self, value):
+    def python_value(self, value: Any) -> Any:
         return None if value is None else json.loads(value)
 
 
@@ -50,10 +54,10 @@ SIMPLE_KINDS = {
 }
 
 
-def column(f: F, resource: Resource, models: dict[str, type[pw.Model]], pk: bool = False) -> pw.Field:
+def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False) -> pw.Field:
     """The peewee field for one catalog field."""
     indexed = not pk and not f.unique and any(flt.path == f.name for flt in resource.filters)
-    kw: dict = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
+    kw: dict[str, Any] = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
     if pk:
         kw = {"primary_key": True}
     if f.kind == "fk":
@@ -63,7 +67,7 @@ def column(f: F, resource: Resource, models: dict[str, type[pw.Model]], pk: bool
         return pw.ForeignKeyField(target, field=to_field, column_name=f.name, backref="+",
                                   on_delete=on_delete, null=f.null, index=True)  # fmt: skip
     if pk and f.kind == "int" and f.read_only:
-        return AutoIncrementField()
+        return dialect.auto_pk()
     cls = SIMPLE_KINDS[f.kind]
     if cls is pw.CharField:
         kw["max_length"] = f.max_length or 255
@@ -72,13 +76,15 @@ def column(f: F, resource: Resource, models: dict[str, type[pw.Model]], pk: bool
     return cls(**kw)
 
 
-def build_models(db: pw.Database) -> dict[str, type[pw.Model]]:
+def build_models(db: pw.Database, dialect: Dialect) -> Models:
     """One model class per resource (by resource name) plus ``_user`` and ``_state``."""
-    models: dict[str, type[pw.Model]] = {}
+    models: Models = {}
     for r in RESOURCES:
-        attrs = {f.name: column(f, r, models) for f in r.fields}
-        attrs[r.pk.name] = column(r.pk, r, models, pk=True)
-        meta = {"database": db, "table_name": r.table}
+        attrs: dict[str, Any] = {f.name: column(f, r, models, dialect) for f in r.fields}
+        attrs[r.pk.name] = column(r.pk, r, models, dialect, pk=True)
+        if r.sequenced:
+            attrs[SEQ] = pw.BigIntegerField(null=True, unique=True)  # null only for rows of an older version
+        meta: dict[str, Any] = {"database": db, "table_name": r.table}
         if r.unique_together:
             meta["indexes"] = tuple((cols, True) for cols in r.unique_together)
         attrs["Meta"] = type("Meta", (), meta)

@@ -1,0 +1,269 @@
+"""The database: opening it, creating/upgrading tables, and the statements the service runs.
+
+Each worker thread keeps its own connection (peewee's thread-local state) for its life: connecting
+per request costs more than the insert. A stream releases its thread's connection while it streams
+(:meth:`Store.release`), so open streams never hold database connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import peewee as pw
+from playhouse.migrate import SchemaMigrator, migrate
+
+from swf_lite import timefmt
+from swf_lite.catalog import RESOURCES, Resource
+from swf_lite.db.dialect import Dialect, dialect_for
+from swf_lite.db.models import SEQ, Models, build_models
+
+log = logging.getLogger("swf_lite.store")
+
+START_VALUES = {"last_run_number": 100009, "last_agent_id": 0, "last_workflow_execution_id": 0}
+
+
+class UniqueViolation(Exception):
+    """A unique constraint failed; ``columns`` are the constraint's columns."""
+
+    def __init__(self, columns: tuple[str, ...]):
+        super().__init__(", ".join(columns))
+        self.columns = columns
+
+
+class Store:
+    """One database with its models and precompiled statements."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.dialect: Dialect = dialect_for(url)
+        self.db: pw.Database = self.dialect.open(url)
+        self.models: Models = build_models(self.db, self.dialect)
+        self._analyzed_at: dict[str, int] = {}  # table size when its statistics were last taken
+        self._insert_sql = {r.name: self._compile_insert(r) for r in RESOURCES}
+        self._threads: set[int] = set()  # threads holding an open connection
+        self._threads_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def open(self) -> Store:
+        """Create missing tables, add missing columns and indexes, seed the counters row."""
+        with self.db.connection_context():
+            have = set(self.db.get_tables())
+            for model in pw.sort_models(list(self.models.values())):
+                table = model._meta.table_name
+                if table not in have:
+                    model.create_table(safe=True)
+                    continue
+                added = self._add_missing_columns(model)
+                if SEQ in added:
+                    self.dialect.backfill_seq(self.db, table)
+                model._schema.create_indexes(safe=True)
+            self.models["_state"].insert(id=1, **START_VALUES).on_conflict_ignore().execute()
+        return self
+
+    def _add_missing_columns(self, model: type[pw.Model]) -> list[str]:
+        migrator = SchemaMigrator.from_database(self.db)
+        table = model._meta.table_name
+        have = {c.name for c in self.db.get_columns(table)}
+        added = []
+        for f in model._meta.sorted_fields:
+            if f.column_name in have:
+                continue
+            log.info("upgrading table %s: adding column %s", table, f.column_name)
+            f = f.clone() if hasattr(f, "clone") else f
+            f.null = True  # existing rows have no value; never lose them to a NOT NULL
+            f.unique = f.index = False  # the indexes are created afterwards, with the others
+            migrate(migrator.add_column(table, f.column_name, f))
+            added.append(f.column_name)
+        return added
+
+    def connect(self) -> None:
+        """Make sure this thread has its connection (kept open for the thread's life)."""
+        if self.db.connect(reuse_if_open=True):
+            with self._threads_lock:
+                self._threads.add(threading.get_ident())
+
+    def release(self) -> None:
+        """Close this thread's connection (before a long stream); the next request reconnects."""
+        if not self.db.is_closed():
+            self.db.close()
+        with self._threads_lock:
+            self._threads.discard(threading.get_ident())
+
+    @property
+    def open_connections(self) -> int:
+        """Connections held by threads of this process (the last one closes in :meth:`close`)."""
+        return len(self._threads)
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.dialect.before_close(self.db)
+        self.release()
+
+    def analyze_if_grown(self, r: Resource) -> None:
+        """Fresh planner statistics for ``r``'s table once it has doubled (plus 1,000 rows) since they
+        were taken. Without them SQLite may walk the less selective of two indexes:
+        ``instance_name=x&levelname=ERROR`` over 100,000 logs took 14 ms instead of 2."""
+        rows = self.dialect.row_estimate(self.db, r.table)
+        seen = self._analyzed_at.get(r.name)
+        if seen is None or rows >= 2 * seen + 1000:
+            self._analyzed_at[r.name] = rows
+            try:
+                self.dialect.analyze(self.db, r.table)
+            except pw.OperationalError as exc:  # read-only or long locked: only an optimisation is lost
+                log.warning("could not refresh statistics of %s: %s", r.table, exc)
+
+    def atomic(self) -> Any:
+        """A write transaction that takes the write lock up front."""
+        return self.dialect.atomic(self.db)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def model(self, resource: Resource | str) -> type[pw.Model]:
+        return self.models[resource if isinstance(resource, str) else resource.name]
+
+    def _compile_insert(self, r: Resource) -> tuple[str, list[pw.Field]]:
+        model = self.model(r)
+        pk = model._meta.primary_key
+        auto = isinstance(pk, pw.AutoField)
+        fields = [f for f in model._meta.sorted_fields if f.name != SEQ and not (auto and f is pk)]
+        cols = [f'"{f.column_name}"' for f in fields]
+        marks = [self.dialect.placeholder] * len(fields)
+        returning = [f'"{pk.column_name}"']
+        if r.sequenced:
+            cols.append(f'"{SEQ}"')
+            marks.append(self.dialect.next_seq(r.table))
+            returning.append(f'"{SEQ}"')
+        sql = (
+            f'INSERT INTO "{r.table}" ({", ".join(cols)}) VALUES ({", ".join(marks)}) RETURNING {", ".join(returning)}'
+        )
+        return sql, fields
+
+    def insert(self, r: Resource, values: dict[str, Any]) -> tuple[Any, int | None]:
+        """Insert one row of clean values (one precompiled statement): (primary key, seq or None)."""
+        sql, fields = self._insert_sql[r.name]
+        params = [f.db_value(values.get(f.name)) for f in fields]
+        try:
+            row = self.db.execute_sql(sql, params).fetchall()[0]
+        except pw.IntegrityError:
+            self._raise_unique(r, values, None)
+            raise
+        model = self.model(r)
+        pk = values[r.pk.name] if r.pk.name in values else model._meta.primary_key.python_value(row[0])
+        return pk, (row[1] if r.sequenced else None)
+
+    def update(self, r: Resource, pk: Any, values: dict[str, Any], row: dict[str, Any] | None = None) -> int:
+        """Update the row with key ``pk``; ``row`` (its stored values) names the conflict if a unique
+        constraint fails. Returns the number of rows changed."""
+        if not values:
+            return 0
+        model = self.model(r)
+        try:
+            return model.update(**values).where(model._meta.primary_key == pk).execute()
+        except pw.IntegrityError:
+            self._raise_unique(r, {**(row or {}), **values}, pk)
+            raise
+
+    def delete(self, r: Resource, pk: Any) -> int:
+        model = self.model(r)
+        return model.delete().where(model._meta.primary_key == pk).execute()
+
+    def _raise_unique(self, r: Resource, values: dict[str, Any], pk: Any) -> None:
+        """After an integrity error: raise UniqueViolation naming the unique constraint that ``values``
+        break (found by asking, not by reading the engine's message); return if none does."""
+        columns = self.conflict(r, values, pk)
+        if columns:
+            raise UniqueViolation(columns) from None
+
+    def conflict(self, r: Resource, values: dict[str, Any], exclude_pk: Any = None) -> tuple[str, ...] | None:
+        """The first unique constraint of ``r`` that another stored row shares with ``values``."""
+        model = self.model(r)
+        key = model._meta.primary_key
+        constraints = [(f.name,) for f in r.all_fields if f.unique or (f is r.pk and not f.read_only)]
+        for columns in [*constraints, *r.unique_together]:
+            if any(values.get(c) is None for c in columns):
+                continue  # NULLs never collide
+            query = model.select(key)
+            for c in columns:
+                query = query.where(getattr(model, c) == values[c])
+            if exclude_pk is not None:
+                query = query.where(key != exclude_pk)
+            if query.exists():
+                return columns
+        return None
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, r: Resource, pk: Any) -> dict[str, Any] | None:
+        model = self.model(r)
+        return model.select().where(model._meta.primary_key == pk).dicts().first()
+
+    def after_seq(self, r: Resource, seq: int, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows of a sequenced resource stored after ``seq``, oldest first; each
+        row carries its ``seq``."""
+        model = self.model(r)
+        column = getattr(model, SEQ)
+        rows = list(model.select().where(column > seq).order_by(column.desc()).limit(limit).dicts())
+        return rows[::-1]
+
+    def log_counts(self) -> Iterator[tuple[str, str, str, int]]:
+        """(app_name, instance_name, levelname, rows) for every combination, sorted."""
+        cursor = self.db.execute_sql(
+            'SELECT app_name, instance_name, levelname, COUNT(*) FROM "logs" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3'
+        )
+        yield from cursor.fetchall()
+
+    def recent_errors(self, per_instance: int) -> list[dict[str, Any]]:
+        """The newest ERROR/CRITICAL logs of every (app, instance), at most ``per_instance`` each."""
+        p = self.dialect.placeholder
+        cursor = self.db.execute_sql(
+            "SELECT app_name, instance_name, timestamp, levelname, message, module, funcname, lineno FROM ("
+            " SELECT *, ROW_NUMBER() OVER (PARTITION BY app_name, instance_name ORDER BY timestamp DESC, id DESC)"
+            f" AS n FROM \"logs\" WHERE levelname IN ('ERROR', 'CRITICAL')) AS ranked WHERE n <= {p}"
+            " ORDER BY 1, 2, n",
+            (per_instance,),
+        )
+        stamp = self.model("logs").timestamp
+        names = ("app_name", "instance_name", "timestamp", "levelname", "message", "module", "funcname", "lineno")
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        for row in rows:
+            row["timestamp"] = stamp.python_value(row["timestamp"])
+        return rows
+
+    # -- counters ------------------------------------------------------------------------------
+
+    def next_counter(self, column: str, time_column: str) -> int:
+        """Add one to a counter column of the state row and return the new value: one statement,
+        atomic across threads and processes, no read-then-write window."""
+        p = self.dialect.placeholder
+        sql = (f'UPDATE "swf_state" SET "{column}" = "{column}" + 1, "{time_column}" = {p} '
+               f'WHERE "id" = 1 RETURNING "{column}"')  # fmt: skip
+        rows = self.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()),)).fetchall()  # consume: it completes
+        return int(rows[0][0])
+
+    def state(self) -> dict[str, Any]:
+        """The counters row (last values handed out and when)."""
+        State = self.models["_state"]
+        row = State.select().where(State.id == 1).dicts().first() or {}
+        row.pop("id", None)
+        return row
+
+    def set_state(self, values: dict[str, Any]) -> None:
+        State = self.models["_state"]
+        State.update(**values).where(State.id == 1).execute()
+
+    # -- reset ---------------------------------------------------------------------------------
+
+    def reset(self, tables: Iterable[Resource] = RESOURCES) -> None:
+        """Delete every row of every resource and put the counters back to their start (call inside
+        a transaction)."""
+        self._analyzed_at.clear()
+        self.dialect.begin_reset(self.db)
+        for r in reversed(list(tables)):
+            self.model(r).delete().execute()
+        self.dialect.end_reset(self.db)
+        self.set_state({"last_run_start_time": None, "last_agent_registration_time": None,
+                        "last_workflow_execution_time": None, **START_VALUES})  # fmt: skip
