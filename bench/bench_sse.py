@@ -192,7 +192,9 @@ def main() -> int:
     header = ("measurement", "samples", "p50 ms", "p99 ms", "note")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, tuple("-" * w for w in widths), *rows]:
-        cells = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))]
+        if len(r) != len(widths):  # every row has the header's columns (zip(strict=) needs 3.10)
+            raise ValueError(f"row {r!r} has {len(r)} cells, the header {len(widths)}")
+        cells = [r[i].ljust(w) if i == 0 else r[i].rjust(w) for i, w in enumerate(widths)]
         print("  ".join(cells))
     print(f"total {time.monotonic() - started:.1f} s (heartbeat 1 s; clients and server share one process)")
     return 0

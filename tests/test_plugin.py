@@ -62,12 +62,116 @@ def agent_project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_importing_the_plugin_stays_cheap():
-    code = ("import sys, swf_lite.pytest_plugin; "
-            "print(sorted(m for m in ('bottle', 'cheroot', 'peewee', 'requests', 'swf_lite.server', 'swf_lite.store') "
-            "if m in sys.modules))")  # fmt: skip
+SERVER_STACK = ("bottle", "cheroot", "peewee", "requests", "cryptography", "OpenSSL", "swf_lite.server",
+                "swf_lite.app", "swf_lite.db", "swf_lite.store", "swf_lite.tls")  # fmt: skip
+
+
+def _loaded_after_import(module: str) -> list[str]:
+    """Top-level modules of interest that ``import <module>`` loads in a fresh interpreter."""
+    code = (
+        f"import sys, {module}; "
+        "print('\\n'.join(sorted(m for m in sys.modules if m.split('.')[0] in ('bottle', 'cheroot', "
+        "'peewee', 'requests', 'cryptography', 'OpenSSL', 'pytest', '_pytest') or m.startswith('swf_lite'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]"
+    return out.stdout.split()
+
+
+def _server_stack(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if any(m == s or m.startswith(s + ".") for s in SERVER_STACK)]
+
+
+@pytest.mark.parametrize("module", ["swf_lite.pytest_plugin", "swf_lite.testing", "swf_lite.clientenv"])
+def test_importing_the_plugin_stays_cheap(module: str):
+    """pytest imports the plugin in every session of the environment: no server stack until a fixture
+    starts a server (the same for the pytest-free module and the client environment)."""
+    assert _server_stack(_loaded_after_import(module)) == []
+
+
+@pytest.mark.parametrize("module", ["swf_lite.testing", "swf_lite.clientenv"])
+def test_testing_module_does_not_need_pytest(module: str):
+    assert [m for m in _loaded_after_import(module) if m.split(".")[0] in ("pytest", "_pytest")] == []
+
+
+def test_one_client_environment_for_cli_server_and_fixtures(tmp_path: Path):
+    """The subprocess server builds its clients' environment with the function the server and the
+    CLI use, and finds the CA bundle under the name the TLS module writes it with."""
+    from swf_lite import clientenv, config, pytest_plugin, server, testing, tls
+
+    assert server.client_env is clientenv.client_env and server.url_host is clientenv.url_host
+    assert tls.BUNDLE_NAME == config.BUNDLE_FILE
+    assert pytest_plugin.SwfMonitor is testing.SwfMonitor
+    assert pytest_plugin.SubprocessServer is testing.SubprocessServer
+    sub = testing.SubprocessServer(tmp_path / "d")  # not started: set what the ready line would
+    sub.http_url, sub.https_url, sub.token = "http://127.0.0.1:1", "https://127.0.0.1:2", "t" * 40
+    assert sub.client_env() == clientenv.client_env(sub.http_url, sub.https_url, sub.token,
+                                                    tmp_path / "d" / config.BUNDLE_FILE)  # fmt: skip
+    assert sub.client_env()["REQUESTS_CA_BUNDLE"] == str(tmp_path / "d" / "ca_bundle.pem")
+    sub.https_url = None
+    assert sub.ca_bundle is None
+    assert sub.client_env() == {"SWF_MONITOR_URL": "http://127.0.0.1:1", "SWF_MONITOR_HTTP_URL": "http://127.0.0.1:1",
+                                "SWF_API_TOKEN": "t" * 40}  # fmt: skip
+
+
+def test_apply_env_takes_anything_with_setenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from swf_lite.testing import SubprocessServer, SwfMonitor
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.env: dict[str, str] = {}
+
+        def setenv(self, name: str, value: str) -> None:
+            self.env[name] = value
+
+    monkeypatch.setenv("NO_PROXY", "example.org")
+    monkeypatch.delenv("no_proxy", raising=False)
+    sub = SubprocessServer(tmp_path / "d", tls=False)
+    sub.http_url, sub.token, sub.pid = "http://127.0.0.1:1", "t" * 40, 1
+    monitor = SwfMonitor(sub)
+    recorder = Recorder()
+    before = dict(os.environ)
+    assert monitor.apply_env(recorder) == monitor.env
+    assert dict(os.environ) == before  # only through the setter
+    assert recorder.env == {**monitor.env, "SWF_ENV_LOADED": "1", "NO_PROXY": "example.org,127.0.0.1,localhost,::1",
+                            "no_proxy": "127.0.0.1,localhost,::1"}  # fmt: skip
+    assert not monitor.in_process and monitor.pid == 1 and monitor.data_dir == tmp_path / "d"
+
+
+PYTEST_FREE = """
+import os, sys, tempfile
+from pathlib import Path
+
+sys.modules["pytest"] = None  # importing pytest now fails: this must not need it
+from swf_lite.testing import SwfMonitor, start_in_process, stop_in_process
+
+SEED = {"runs": [{"run_number": 7, "start_time": "2026-03-31T12:00:00Z"}]}
+with tempfile.TemporaryDirectory() as tmp:
+    server = start_in_process(Path(tmp) / "data", seed=SEED)
+    try:
+        monitor = SwfMonitor(server, seed=SEED)
+        assert [r["run_number"] for r in monitor.records("runs")] == [7]
+        monitor.apply_env()
+        assert os.environ["SWF_MONITOR_URL"] == monitor.https_url and os.environ["SWF_ENV_LOADED"] == "1"
+        assert monitor.request("POST", "/api/state/next-run-number/").json()["run_number"] == 100010
+        monitor.reset({"next_run_number": 500})
+        assert [r["run_number"] for r in monitor.records("runs")] == [7]
+        assert monitor.request("POST", "/api/state/next-run-number/").json()["run_number"] == 500
+        monitor.close()
+    finally:
+        stop_in_process(server)
+print("ok")
+"""
+
+
+def test_testing_module_works_without_pytest(tmp_path: Path):
+    script = tmp_path / "use_it.py"
+    script.write_text(PYTEST_FREE, encoding="utf-8")
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWF_", "REQUESTS_CA", "CURL_CA"))}
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
 
 
 def test_plugin_is_loaded_here_and_changes_nothing_unasked(pytestconfig, request):

@@ -313,7 +313,7 @@ def test_broken_server_cert_is_regenerated_ca_kept(files: TlsFiles, data_dir: Pa
     pair = tls._load_pair(files.cert, files.key)
     assert pair is not None
     pair[0].verify_directly_issued_by(_cert(files.ca_cert))
-    assert pair[0].not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=800)
+    assert pair[0].not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=800)
 
 
 def test_expiry_threshold_is_min_valid_days(files: TlsFiles, data_dir: Path):
