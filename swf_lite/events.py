@@ -182,7 +182,8 @@ def change_view(resources: frozenset[str] | None = None, ops: frozenset[str] | N
             return None
         if ops is not None and change.op not in ops:
             return None
-        return change.memo("change", lambda: change_event(change))  # type: ignore[no-any-return]
+        event: Event = change.memo("change", lambda: change_event(change))
+        return event
 
     return view
 

@@ -11,6 +11,7 @@ bus in commit order; the message stream's order is therefore storage order, whic
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import threading
@@ -18,8 +19,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import peewee as pw
 
 from swf_lite import counters, fields, timefmt
 from swf_lite.catalog import BY_NAME, RESOURCES, F, Filter, Resource
@@ -165,7 +164,7 @@ class Service:
         rows = [fields.represent(r, row) for row in query.limit(limit).offset(offset).dicts()]
         return Page(rows, query.order_by().count())
 
-    def query(self, r: Resource, params: Mapping[str, str]) -> pw.ModelSelect:
+    def query(self, r: Resource, params: Mapping[str, str]) -> Any:
         """The filtered query (Invalid naming every bad filter value at once)."""
         query = self.store.model(r).select()
         errors: dict[str, list[str]] = {}
@@ -192,7 +191,7 @@ class Service:
             raise NotFound(r.model)
         return row
 
-    def _ordering(self, r: Resource, requested: str | Sequence[str]) -> list[Any]:
+    def _ordering(self, r: Resource, requested: str | Sequence[str]) -> builtins.list[Any]:
         model = self.store.model(r)
         names = requested.split(",") if isinstance(requested, str) else list(requested)
         known = {f.name for f in r.all_fields}
@@ -213,7 +212,7 @@ class Service:
         values = [self._filter_value(flt, target, v) for v in (raw.split(",") if flt.op == "eq" else [raw])]
         return self._match(r, flt.path, flt.op, values)
 
-    def _match(self, r: Resource, path: str, op: str, values: list[Any]) -> Any:
+    def _match(self, r: Resource, path: str, op: str, values: builtins.list[Any]) -> Any:
         """``path`` compared with ``values``; a foreign-key step becomes ``fk IN (SELECT key ...)``."""
         head, _, rest = path.partition(".")
         column = getattr(self.store.model(r), head)
@@ -382,7 +381,7 @@ class Service:
             out[app_name][instance]["recent_errors"].append(row)
         return out
 
-    def recent_memory(self, params: Mapping[str, str], turns: int) -> list[dict[str, Any]]:
+    def recent_memory(self, params: Mapping[str, str], turns: int) -> builtins.list[dict[str, Any]]:
         """The last ``turns`` AI-memory turns matching ``params``, oldest first."""
         return self.list(MEMORY, params, limit=turns).rows[::-1]
 

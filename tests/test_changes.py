@@ -11,11 +11,10 @@ import time
 
 import pytest
 import requests
+from api_helpers import WRITABLE, create, editable_field, error, ok, payload, sample_value, shared_server
 
 from swf_lite import events
 from swf_lite.catalog import BY_NAME
-
-from api_helpers import WRITABLE, create, editable_field, error, ok, payload, sample_value, shared_server
 
 module_server, server = shared_server()
 

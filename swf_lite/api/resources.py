@@ -88,7 +88,7 @@ class ResourceAPI:
 def non_negative(raw: str | None, default: int) -> int:
     """A limit/offset parameter: bad values take the default, huge ones stop at SQL's 64-bit range."""
     try:
-        return min(max(int(raw), 0), 2**62) if raw not in (None, "") else default  # type: ignore[arg-type]
+        return min(max(int(raw), 0), 2**62) if raw else default
     except ValueError:
         return default
 

@@ -140,9 +140,9 @@ class Stream:
                     yield events.frame("heartbeat", {"timestamp": time.time()})  # a dead client fails here
                     last_write = time.monotonic()
                     continue
-                event = sub.get(min(POLL, heartbeat - idle))
-                if event is not None:
-                    yield event.frame
+                live = sub.get(min(POLL, heartbeat - idle))
+                if live is not None:
+                    yield live.frame
                     sub.sent += 1
                     last_write = time.monotonic()
         finally:

@@ -16,7 +16,7 @@ from swf_lite import timefmt
 from swf_lite.catalog import REQUIRED, RESOURCES, F, Resource
 from swf_lite.db.dialect import Dialect
 
-Models = dict[str, type[pw.Model]]
+Models = dict[str, Any]  # model classes are built at run time: their fields are not static types
 SEQ = "seq"  # the storage-order column of sequenced resources
 
 
@@ -61,7 +61,7 @@ def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool 
     if pk:
         kw = {"primary_key": True}
     if f.kind == "fk":
-        target = models[f.to]
+        target = models[str(f.to)]
         to_field = getattr(target, f.to_field) if f.to_field else target._meta.primary_key
         on_delete = "SET NULL" if f.null else "CASCADE"
         return pw.ForeignKeyField(target, field=to_field, column_name=f.name, backref="+",

@@ -52,7 +52,7 @@ class Store:
         """Create missing tables, add missing columns and indexes, seed the counters row."""
         with self.db.connection_context():
             have = set(self.db.get_tables())
-            for model in pw.sort_models(list(self.models.values())):
+            for model in pw.sort_models(list(self.models.values())):  # type: ignore[attr-defined]
                 table = model._meta.table_name
                 if table not in have:
                     model.create_table(safe=True)
@@ -64,7 +64,7 @@ class Store:
             self.models["_state"].insert(id=1, **START_VALUES).on_conflict_ignore().execute()
         return self
 
-    def _add_missing_columns(self, model: type[pw.Model]) -> list[str]:
+    def _add_missing_columns(self, model: Any) -> list[str]:
         migrator = SchemaMigrator.from_database(self.db)
         table = model._meta.table_name
         have = {c.name for c in self.db.get_columns(table)}
@@ -122,12 +122,12 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def model(self, resource: Resource | str) -> type[pw.Model]:
+    def model(self, resource: Resource | str) -> Any:
         return self.models[resource if isinstance(resource, str) else resource.name]
 
     def _compile_insert(self, r: Resource) -> tuple[str, list[pw.Field]]:
         model = self.model(r)
-        pk = model._meta.primary_key
+        pk: Any = model._meta.primary_key
         auto = isinstance(pk, pw.AutoField)
         fields = [f for f in model._meta.sorted_fields if f.name != SEQ and not (auto and f is pk)]
         cols = [f'"{f.column_name}"' for f in fields]
@@ -199,7 +199,8 @@ class Store:
 
     def get(self, r: Resource, pk: Any) -> dict[str, Any] | None:
         model = self.model(r)
-        return model.select().where(model._meta.primary_key == pk).dicts().first()
+        row: dict[str, Any] | None = model.select().where(model._meta.primary_key == pk).dicts().first()
+        return row
 
     def after_seq(self, r: Resource, seq: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` rows of a sequenced resource stored after ``seq``, oldest first; each
