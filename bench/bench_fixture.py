@@ -224,7 +224,7 @@ def measure_starts(starts: int, work: Path) -> dict[str, list[float]]:
         out["bare"].append(ms)
         bare.stop()
     for i in range(max(2, starts // 3)):
-        sub = SubprocessServer(work / f"sub{i}", "127.0.0.1", True, {}, None)
+        sub = SubprocessServer(work / f"sub{i}")
         out["subprocess"].append(timed(sub.start))
         sub.stop()
     return out

@@ -24,6 +24,9 @@ Fixtures:
     Override them in a ``conftest.py`` (keep session scope): bind address, HTTPS on/off, a seed
     (path to a seed file, ``"demo"`` for the bundled demo data, or a dict in the seed format) and
     any other :class:`swf_lite.config.Settings` fields as a dict.
+``swf_lite_options`` (session scope)
+    Those four as one :class:`swf_lite.testing.ServerOptions` (the seed read once), which both
+    server fixtures start from.
 """
 
 from __future__ import annotations
@@ -34,12 +37,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from swf_lite.testing import SubprocessServer, SwfMonitor, read_seed, start_in_process, stop_in_process
+from swf_lite.testing import (
+    ServerOptions,
+    SubprocessServer,
+    SwfMonitor,
+    read_seed,
+    start_in_process,
+    stop_in_process,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from swf_lite.server import SwfLiteServer
 
-__all__ = ["MARKER", "SubprocessServer", "SwfMonitor"]  # the handle and server, also from swf_lite.testing
+# the options, the handle and the server also come from swf_lite.testing
+__all__ = ["MARKER", "ServerOptions", "SubprocessServer", "SwfMonitor"]
 
 MARKER = "swf_lite_subprocess"
 
@@ -94,9 +105,16 @@ def swf_lite_settings() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def _swf_lite_seed_data(swf_lite_seed: str | Path | dict[str, Any] | None) -> dict[str, Any] | None:
-    """The seed as a dict, read once per session (a missing seed file fails before any server starts)."""
-    return read_seed(swf_lite_seed)
+def swf_lite_options(
+    swf_lite_host: str,
+    swf_lite_tls: bool,
+    swf_lite_seed: str | Path | dict[str, Any] | None,
+    swf_lite_settings: dict[str, Any],
+) -> ServerOptions:
+    """The four settings above as one value, the seed read once per session as a dict (a missing
+    seed file fails before any server starts)."""
+    return ServerOptions(host=swf_lite_host, tls=swf_lite_tls, settings=swf_lite_settings,
+                         seed=read_seed(swf_lite_seed))  # fmt: skip
 
 
 # -- servers ---------------------------------------------------------------------------------------
@@ -104,15 +122,10 @@ def _swf_lite_seed_data(swf_lite_seed: str | Path | dict[str, Any] | None) -> di
 
 @pytest.fixture(scope="session")
 def swf_lite_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    swf_lite_host: str,
-    swf_lite_tls: bool,
-    swf_lite_settings: dict[str, Any],
-    _swf_lite_seed_data: dict[str, Any] | None,
+    tmp_path_factory: pytest.TempPathFactory, swf_lite_options: ServerOptions
 ) -> Iterator[SwfLiteServer]:
     """swf-lite in this process: both servers on port 0 over a SQLite file in a temporary dir."""
-    data_dir = tmp_path_factory.mktemp("swf-lite")
-    server = start_in_process(data_dir, swf_lite_host, swf_lite_tls, swf_lite_settings, _swf_lite_seed_data)
+    server = start_in_process(tmp_path_factory.mktemp("swf-lite"), swf_lite_options)
     try:
         yield server
     finally:
@@ -121,15 +134,10 @@ def swf_lite_server(
 
 @pytest.fixture(scope="session")
 def swf_lite_subprocess_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    swf_lite_host: str,
-    swf_lite_tls: bool,
-    swf_lite_settings: dict[str, Any],
-    _swf_lite_seed_data: dict[str, Any] | None,
+    tmp_path_factory: pytest.TempPathFactory, swf_lite_options: ServerOptions
 ) -> Iterator[SubprocessServer]:
     """swf-lite as a ``python -m swf_lite`` subprocess (started on first use, stopped at the end)."""
-    data_dir = tmp_path_factory.mktemp("swf-lite-subprocess")
-    server = SubprocessServer(data_dir, swf_lite_host, swf_lite_tls, swf_lite_settings, _swf_lite_seed_data)
+    server = SubprocessServer(tmp_path_factory.mktemp("swf-lite-subprocess"), swf_lite_options)
     with server.start():
         yield server
 
@@ -144,10 +152,10 @@ def _wants_subprocess(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def swf_monitor(request: pytest.FixtureRequest, _swf_lite_seed_data: dict[str, Any] | None) -> Iterator[SwfMonitor]:
+def swf_monitor(request: pytest.FixtureRequest, swf_lite_options: ServerOptions) -> Iterator[SwfMonitor]:
     """A clean swf-lite for this test (all data and counters reset first)."""
     name = "swf_lite_subprocess_server" if _wants_subprocess(request) else "swf_lite_server"
-    handle = SwfMonitor(request.getfixturevalue(name), seed=_swf_lite_seed_data)
+    handle = SwfMonitor(request.getfixturevalue(name), seed=swf_lite_options.seed)
     handle.reset()
     yield handle
     handle.close()

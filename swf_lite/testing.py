@@ -3,10 +3,11 @@
 The pytest plugin (:mod:`swf_lite.pytest_plugin`) is fixtures around this module; anything else
 (unittest, a script, a benchmark) can use it directly::
 
-    from swf_lite.testing import SwfMonitor, start_in_process, stop_in_process
+    from swf_lite.testing import ServerOptions, SwfMonitor, read_seed, start_in_process, stop_in_process
 
-    server = start_in_process(tmp_dir)  # or SubprocessServer(tmp_dir).start() for another process
-    monitor = SwfMonitor(server)
+    options = ServerOptions(tls=True, settings={"stale_agent_seconds": 5}, seed=read_seed("demo"))
+    server = start_in_process(tmp_dir, options)  # or SubprocessServer(tmp_dir, options).start()
+    monitor = SwfMonitor(server, seed=options.seed)  # reset() loads the seed again
     monitor.reset()  # all data, counters and stream buffers
     monitor.apply_env()  # SWF_MONITOR_URL, SWF_API_TOKEN, the CA bundle... into os.environ
     ...
@@ -25,8 +26,10 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from swf_lite.cli import READY_RE  # the ready line's format, next to the code that prints it
@@ -47,6 +50,7 @@ __all__ = [
     "START_TIMEOUT",
     "STOP_TIMEOUT",
     "EnvSetter",
+    "ServerOptions",
     "SubprocessServer",
     "SwfMonitor",
     "read_seed",
@@ -109,30 +113,40 @@ def _bounded(fn: Callable[[], object], timeout: float, what: str) -> None:
 # -- servers ---------------------------------------------------------------------------------------
 
 
-def _settings_fields(host: str, tls: bool, extra: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    fields: dict[str, Any] = {"host": host, "tls": tls, "http_port": 0, "https_port": 0, "data_dir": data_dir,
-                              "log_level": "WARNING", "quiet": True}  # fmt: skip
-    fields.update(extra)
+@dataclass(frozen=True)
+class ServerOptions:
+    """How to run a test server, in-process or as a subprocess: bind address, HTTPS on/off, other
+    :class:`swf_lite.config.Settings` fields (kept as a read-only copy) and a seed already read
+    (see :func:`read_seed`), loaded once started."""
+
+    host: str = "127.0.0.1"
+    tls: bool = True
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    seed: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+
+
+def _settings_fields(options: ServerOptions, data_dir: Path) -> dict[str, Any]:
+    fields: dict[str, Any] = {"host": options.host, "tls": options.tls, "http_port": 0, "https_port": 0,
+                              "data_dir": data_dir, "log_level": "WARNING", "quiet": True}  # fmt: skip
+    fields.update(options.settings)
     return fields
 
 
-def start_in_process(
-    data_dir: Path,
-    host: str = "127.0.0.1",
-    tls: bool = True,
-    settings: dict[str, Any] | None = None,
-    seed: dict[str, Any] | None = None,
-) -> SwfLiteServer:
+def start_in_process(data_dir: Path, options: ServerOptions | None = None) -> SwfLiteServer:
     """swf-lite in this process: both servers on port 0 over a SQLite file in ``data_dir``, quiet,
-    with ``settings`` (other :class:`swf_lite.config.Settings` fields) and ``seed`` loaded."""
+    with ``options`` (defaults: :class:`ServerOptions`) applied and its seed loaded."""
     from swf_lite.config import Settings
     from swf_lite.server import SwfLiteServer
 
-    server = SwfLiteServer(Settings(**_settings_fields(host, tls, dict(settings or {}), Path(data_dir))))
+    options = options or ServerOptions()
+    server = SwfLiteServer(Settings(**_settings_fields(options, Path(data_dir))))
     server.start()
     try:
-        if seed:
-            _InProcess(server).seed(seed)
+        if options.seed:
+            _InProcess(server).seed(options.seed)
     except BaseException:
         stop_in_process(server)
         raise
@@ -147,25 +161,16 @@ def stop_in_process(server: SwfLiteServer, timeout: float = STOP_TIMEOUT) -> Non
 class SubprocessServer:
     """``python -m swf_lite`` as a child process, with the attributes of an in-process server.
 
-    ``extra`` holds other :class:`swf_lite.config.Settings` fields (passed as flags); ``seed`` is
-    loaded over the admin API once started. Usable as a context manager (``with ....start()``).
+    The ``options``' settings are passed as flags (a ``data_dir`` among them wins over the argument);
+    its seed is loaded over the admin API once started. Usable as a context manager
+    (``with ....start()``).
     """
 
-    def __init__(
-        self,
-        data_dir: Path,
-        host: str = "127.0.0.1",
-        tls: bool = True,
-        extra: dict[str, Any] | None = None,
-        seed: dict[str, Any] | None = None,
-    ) -> None:
-        extra = dict(extra or {})
-        self.data_dir = Path(extra.get("data_dir") or data_dir)
-        self.host = host
-        self.tls = tls
-        self.extra = {k: v for k, v in extra.items() if k != "data_dir"}
+    def __init__(self, data_dir: Path, options: ServerOptions | None = None) -> None:
+        self.options = options = options or ServerOptions()
+        self.data_dir = Path(options.settings.get("data_dir") or data_dir)
+        self.extra = {k: v for k, v in options.settings.items() if k != "data_dir"}
         self.user = str(self.extra.get("user") or "admin")
-        self.swf_lite_seed = seed
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         self.proc: subprocess.Popen[str] | None = None
         self.token = ""
@@ -186,11 +191,12 @@ class SubprocessServer:
         return env
 
     def _flags(self) -> list[str]:
-        flags = ["--data-dir", str(self.data_dir), "--host", self.host, "--tls" if self.tls else "--no-tls",
+        opts = self.options
+        flags = ["--data-dir", str(self.data_dir), "--host", opts.host, "--tls" if opts.tls else "--no-tls",
                  "--log-level", "WARNING"]  # fmt: skip
         extra = dict(self.extra)
-        if self.swf_lite_seed:  # the seed goes over HTTP on every reset: make room for it
-            size = len(json.dumps(self.swf_lite_seed).encode())
+        if opts.seed:  # the seed goes over HTTP on every reset: make room for it
+            size = len(json.dumps(opts.seed).encode())
             extra.setdefault("max_body", max(1024 * 1024, 2 * size))
         for name, value in extra.items():
             flag = "--" + name.replace("_", "-")
@@ -225,8 +231,8 @@ class SubprocessServer:
             self.stop()
             raise RuntimeError(f"swf-lite subprocess did not become ready within {timeout:g} s: {output}")
         try:
-            if self.swf_lite_seed:
-                _OverHttp(self).seed(self.swf_lite_seed)
+            if self.options.seed:
+                _OverHttp(self).seed(self.options.seed)
         except BaseException:
             self.stop()
             raise
@@ -361,7 +367,7 @@ class SwfMonitor:
             self._backend = _OverHttp(server)
             self.data_dir: Path = server.data_dir
             self.pid: int = server.pid
-            seed = server.swf_lite_seed if seed is None else seed
+            seed = server.options.seed if seed is None else seed
         else:
             self.in_process = True
             self._backend = _InProcess(server)

@@ -16,7 +16,7 @@ from api_helpers import shared_server
 
 from swf_lite import demo, seeding
 from swf_lite.api.control import mask_url
-from swf_lite.pytest_plugin import SubprocessServer
+from swf_lite.pytest_plugin import ServerOptions, SubprocessServer
 from swf_lite.server import SwfLiteServer
 
 from conftest import Client, make_settings
@@ -227,7 +227,7 @@ def test_seed_file_on_start(tmp_path):
 
 def test_python_m_swf_lite_demo_end_to_end(tmp_path):
     """The real command line: ``python -m swf_lite --demo --quiet`` on port 0, then the lists."""
-    srv = SubprocessServer(tmp_path / "data", "127.0.0.1", True, {"demo": True}, None).start()
+    srv = SubprocessServer(tmp_path / "data", ServerOptions(settings={"demo": True})).start()
     try:
         assert srv.pid != os.getpid()
         assert counts(srv.http_url) == expected_counts()

@@ -114,7 +114,7 @@ def test_one_client_environment_for_cli_server_and_fixtures(tmp_path: Path):
 
 
 def test_apply_env_takes_anything_with_setenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from swf_lite.testing import SubprocessServer, SwfMonitor
+    from swf_lite.testing import ServerOptions, SubprocessServer, SwfMonitor
 
     class Recorder:
         def __init__(self) -> None:
@@ -125,7 +125,7 @@ def test_apply_env_takes_anything_with_setenv(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setenv("NO_PROXY", "example.org")
     monkeypatch.delenv("no_proxy", raising=False)
-    sub = SubprocessServer(tmp_path / "d", tls=False)
+    sub = SubprocessServer(tmp_path / "d", ServerOptions(tls=False))
     sub.http_url, sub.token, sub.pid = "http://127.0.0.1:1", "t" * 40, 1
     monitor = SwfMonitor(sub)
     recorder = Recorder()
@@ -142,11 +142,11 @@ import os, sys, tempfile
 from pathlib import Path
 
 sys.modules["pytest"] = None  # importing pytest now fails: this must not need it
-from swf_lite.testing import SwfMonitor, start_in_process, stop_in_process
+from swf_lite.testing import ServerOptions, SwfMonitor, start_in_process, stop_in_process
 
 SEED = {"runs": [{"run_number": 7, "start_time": "2026-03-31T12:00:00Z"}]}
 with tempfile.TemporaryDirectory() as tmp:
-    server = start_in_process(Path(tmp) / "data", seed=SEED)
+    server = start_in_process(Path(tmp) / "data", ServerOptions(seed=SEED))
     try:
         monitor = SwfMonitor(server, seed=SEED)
         assert [r["run_number"] for r in monitor.records("runs")] == [7]
