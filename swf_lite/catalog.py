@@ -41,7 +41,7 @@ class F:
     default: Any = None
     null: bool = False
     max_length: int | None = None
-    choices: tuple | None = None
+    choices: tuple[str | int, ...] | None = None
     unique: bool = False
     read_only: bool = False
     auto: str | None = None  # "created" | "now" | "uuid"
@@ -71,6 +71,11 @@ def opt(name: str, kind: str, **kw: Any) -> F:
 def ro(name: str, kind: str = "datetime", auto: str = "created") -> F:
     """A read-only field the server sets."""
     return F(name, kind, null=True, read_only=True, auto=auto)
+
+
+def uuid_pk(name: str) -> F:
+    """A UUID primary key the server generates on insert."""
+    return F(name, "uuid", read_only=True, auto="uuid")
 
 
 def created() -> tuple[F, F]:
@@ -147,7 +152,6 @@ def eq(*params: str) -> tuple[Filter, ...]:
 
 
 AUTO_ID = F("id", "int", read_only=True)
-UUID_PK = {"kind": "uuid", "read_only": True, "auto": "uuid"}
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(
@@ -221,7 +225,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="Data-taking runs.",
     ),
     Resource(
-        name="stf-files", model="StfFile", pk=F("file_id", **UUID_PK),
+        name="stf-files", model="StfFile", pk=uuid_pk("file_id"),
         fields=(
             F("machine_state", "str", default="physics", max_length=64),
             req("stf_filename", "str", max_length=255, unique=True),
@@ -246,7 +250,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="Super Time Frame files.",
     ),
     Resource(
-        name="fastmon-files", model="FastMonFile", pk=F("tf_file_id", **UUID_PK),
+        name="fastmon-files", model="FastMonFile", pk=uuid_pk("tf_file_id"),
         fields=(
             req("stf_file", "fk", to="stf-files", to_field="stf_filename"),
             req("tf_filename", "str", max_length=255, unique=True),
@@ -351,7 +355,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="State-machine events of the fast-processing system.",
     ),
     Resource(
-        name="workflows", model="STFWorkflow", pk=F("workflow_id", **UUID_PK),
+        name="workflows", model="STFWorkflow", pk=uuid_pk("workflow_id"),
         fields=(
             req("filename", "str", max_length=255, unique=True),
             opt("file_id", "uuid"),
@@ -379,7 +383,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="STF workflows (one per STF file as it moves through the agents).",
     ),
     Resource(
-        name="workflow-stages", model="AgentWorkflowStage", pk=F("stage_id", **UUID_PK),
+        name="workflow-stages", model="AgentWorkflowStage", pk=uuid_pk("stage_id"),
         fields=(
             req("workflow", "fk", to="workflows"),
             req("agent_name", "str", max_length=100),
@@ -403,7 +407,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="One agent's stage of an STF workflow.",
     ),
     Resource(
-        name="workflow-messages", model="WorkflowMessage", pk=F("message_id", **UUID_PK),
+        name="workflow-messages", model="WorkflowMessage", pk=uuid_pk("message_id"),
         fields=(
             req("message_type", "str", max_length=50),
             opt("request_id", "int"),

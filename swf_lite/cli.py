@@ -15,9 +15,13 @@ import shlex
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from swf_lite import __version__
 from swf_lite.config import ENV_PREFIX, Settings
+
+if TYPE_CHECKING:  # imported where used: the server pulls in the whole stack
+    from swf_lite.server import SwfLiteServer
 
 READY = "swf-lite ready"
 READY_RE = re.compile(rf"^{READY} http=(?P<http>\S+) https=(?P<https>\S+) pid=(?P<pid>\d+)\s*$")  # parsers use this
@@ -124,7 +128,7 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
-def print_banner(server) -> None:
+def print_banner(server: SwfLiteServer) -> None:
     s = server.settings
     env = server.client_env()
     if not s.quiet:

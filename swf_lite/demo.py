@@ -26,9 +26,13 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swf_lite.config import Settings
 
 TOPIC = "/topic/epictopic"
 TIMEOUT = 10
@@ -70,7 +74,7 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
-def _bounded_int(low: int, high: int):
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
         if not low <= value <= high:
@@ -95,7 +99,7 @@ class Target:
     verify: str | bool
 
 
-def resolve_target(settings, ns: argparse.Namespace, environ=None) -> Target:
+def resolve_target(settings: Settings, ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Target:
     """Flags, else the agents' environment variables, else the local swf-lite from ``settings``."""
     env = os.environ if environ is None else environ
     from swf_lite import tls
@@ -118,7 +122,7 @@ def resolve_target(settings, ns: argparse.Namespace, environ=None) -> Target:
     return Target(url, http_url.rstrip("/"), token, bundle or True)
 
 
-def _local_token(settings) -> str | None:
+def _local_token(settings: Settings) -> str | None:
     """The local admin token, if a server has ever started with these settings."""
     from swf_lite import auth
     from swf_lite.server import has_store
@@ -139,7 +143,7 @@ def _is_loopback(url: str) -> bool:
 class Monitor:
     """The two sessions agents use: token API (``url``) and anonymous REST logging (``http_url``)."""
 
-    def __init__(self, target: Target):
+    def __init__(self, target: Target) -> None:
         import requests
 
         self.target = target
@@ -150,7 +154,9 @@ class Monitor:
             if _is_loopback(base):
                 session.trust_env = False  # no environment proxies for loopback (verify is set explicitly)
 
-    def call(self, method: str, path: str, body: dict | None = None, *, ok=(200, 201)) -> Any:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, ok: tuple[int, ...] = (200, 201)
+    ) -> Any:
         import requests
 
         url = self.target.url + path
@@ -203,13 +209,13 @@ class Agent:
     name: str = ""
     app_name: str = "base_agent"
     processed: int = 0
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DemoRun:
     """One scripted session; ``run()`` returns a summary dict."""
 
-    def __init__(self, monitor: Monitor, ns: argparse.Namespace, say):
+    def __init__(self, monitor: Monitor, ns: argparse.Namespace, say: Callable[[str], None]) -> None:
         self.m = monitor
         self.ns = ns
         self.say = say
@@ -359,7 +365,7 @@ def _login() -> str:
     return "".join(c for c in name if c.isalnum() or c in "._") or "demo"
 
 
-def main(settings, args: list[str] | None = None) -> int:
+def main(settings: Settings, args: list[str] | None = None) -> int:
     """Entry point for ``python -m swf_lite demo-agents``; returns the exit status."""
     parser = build_parser()
     ns = parser.parse_args(list(args or []))

@@ -117,28 +117,23 @@ def _url(value: Any) -> str:
     return text
 
 
+Converter = Callable[[Any, dt.tzinfo], Any]
+CONVERTERS: dict[str, Converter] = {
+    "int": lambda value, zone: _integer(value, INT32),
+    "int64": lambda value, zone: _integer(value, INT64),
+    "float": lambda value, zone: _float(value),
+    "bool": lambda value, zone: _bool(value),
+    "datetime": _datetime,
+    "uuid": lambda value, zone: _uuid(value),
+    "ip": lambda value, zone: _ip(value),
+    "json": lambda value, zone: _json(value),
+    "url": lambda value, zone: _url(value),
+}
+
+
 def convert(f: F, value: Any, zone: dt.tzinfo) -> Any:
     """Coerce one non-null input value to its stored Python type (FieldError on failure)."""
-    kind = f.kind
-    if kind == "int":
-        return _integer(value, INT32)
-    if kind == "int64":
-        return _integer(value, INT64)
-    if kind == "float":
-        return _float(value)
-    if kind == "bool":
-        return _bool(value)
-    if kind == "datetime":
-        return _datetime(value, zone)
-    if kind == "uuid":
-        return _uuid(value)
-    if kind == "ip":
-        return _ip(value)
-    if kind == "json":
-        return _json(value)
-    if kind == "url":
-        return _url(value)
-    return _string(value)  # str, text
+    return CONVERTERS.get(f.kind, lambda value, zone: _string(value))(value, zone)  # str, text
 
 
 def choice(f: F, raw: Any) -> Any:

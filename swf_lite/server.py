@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -32,7 +34,7 @@ HANDSHAKE_TIMEOUT = 1.0  # cheroot shakes hands in its accept loop: a stalled cl
 class QuickHandshakeAdapter(BuiltinSSLAdapter):
     """The builtin adapter with a short handshake timeout, then the server's normal timeout."""
 
-    def wrap(self, sock):
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, Any]]:
         normal = sock.gettimeout()
         sock.settimeout(HANDSHAKE_TIMEOUT)
         wrapped, env = super().wrap(sock)
@@ -128,11 +130,12 @@ class SwfLiteServer:
         s = self.settings
         server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients,
                              server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
-        server.error_log = _cheroot_log  # into logging, not raw stderr
+        server.error_log = _cheroot_log  # type: ignore[method-assign]  # cheroot's hook: into logging, not stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413
         server.keep_alive_conn_limit = 256  # default 10: more agents than that would reconnect per call
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)
         if name == "https":
+            assert self.tls is not None, "start() makes the certificates before it binds https"
             server.ssl_adapter = QuickHandshakeAdapter(str(self.tls.cert), str(self.tls.key))
         try:
             server.prepare()
@@ -210,5 +213,5 @@ class SwfLiteServer:
     def __enter__(self) -> SwfLiteServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

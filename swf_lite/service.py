@@ -14,6 +14,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime as dt
+import functools
+import operator
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +43,7 @@ RECENT_ERRORS = 5  # per (app, instance) in the log summary
 FILTER_MESSAGES = {"int": "Enter a whole number.", "int64": "Enter a whole number.", "uuid": "Enter a valid UUID.",
                    "datetime": "Enter a valid date/time.", "float": "Enter a number."}  # fmt: skip
 MAX_OFFSET = 2**62  # beyond SQL's 64-bit range a LIMIT/OFFSET fails
+TEXT_KINDS = ("str", "text", "url", "ip")
 
 
 @dataclass
@@ -150,13 +153,14 @@ class Service:
     # -- reads ---------------------------------------------------------------------------------
 
     def list(self, r: Resource, params: Mapping[str, str] | None = None, *, ordering: str | Sequence[str] = (),
-             limit: int | None = None, offset: int = 0) -> Page:  # fmt: skip
+             limit: int | None = None, offset: int = 0, search: str = "") -> Page:  # fmt: skip
         """Rows of ``r`` matching the catalog filters in ``params`` (raw query values; an empty value
-        is no filter; comma lists mean any of), sorted by ``ordering`` (``"a,-b"`` or names, default
-        the catalog's), all of them or the page ``limit``/``offset`` with the total count."""
+        is no filter; comma lists mean any of) and the text ``search``, sorted by ``ordering``
+        (``"a,-b"`` or names, default the catalog's), all of them or the page ``limit``/``offset``
+        with the total count."""
         self.store.connect()
         self.store.analyze_if_grown(r)
-        query = self.query(r, params or {}).order_by(*self._ordering(r, ordering))
+        query = self.query(r, params or {}, search).order_by(*self._ordering(r, ordering))
         if limit is None:
             return Page([fields.represent(r, row) for row in query.dicts()])
         offset = min(max(offset, 0), MAX_OFFSET)
@@ -164,9 +168,15 @@ class Service:
         rows = [fields.represent(r, row) for row in query.limit(limit).offset(offset).dicts()]
         return Page(rows, query.order_by().count())
 
-    def query(self, r: Resource, params: Mapping[str, str]) -> Any:
-        """The filtered query (Invalid naming every bad filter value at once)."""
-        query = self.store.model(r).select()
+    def query(self, r: Resource, params: Mapping[str, str], search: str = "") -> Any:
+        """The filtered query (Invalid naming every bad filter value at once). ``search`` matches a
+        substring of any text column (case-insensitive for ASCII)."""
+        model = self.store.model(r)
+        query = model.select()
+        if search.strip():
+            texts = [getattr(model, f.name).contains(search.strip()) for f in r.all_fields if f.kind in TEXT_KINDS]
+            if texts:
+                query = query.where(functools.reduce(operator.or_, texts))
         errors: dict[str, list[str]] = {}
         for flt in r.filters:
             raw = params.get(flt.param)
@@ -179,6 +189,22 @@ class Service:
         if errors:
             raise Invalid(errors)
         return query
+
+    def count(self, r: Resource, params: Mapping[str, str] | None = None, search: str = "") -> int:
+        """How many rows match (the filters as in :meth:`list`)."""
+        self.store.connect()
+        n: int = self.query(r, params or {}, search).count()
+        return n
+
+    def value_counts(self, r: Resource, name: str, params: Mapping[str, str] | None = None,
+                     search: str = "") -> builtins.list[tuple[Any, int]]:  # fmt: skip
+        """Rows per value of field ``name`` among the rows the other filters select (a filter on
+        ``name`` itself is left out, so every value stays offered), most frequent first."""
+        self.store.connect()
+        others = {k: v for k, v in (params or {}).items() if k != name}
+        column = getattr(self.store.model(r), name)
+        counts = self.store.count_by(self.query(r, others, search), column)
+        return [(fields.represent(r, {name: value})[name], n) for value, n in counts]
 
     def get(self, r: Resource, key: Any) -> dict[str, Any]:
         """One row as clients read it (NotFound)."""

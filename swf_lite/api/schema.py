@@ -26,9 +26,10 @@ import bottle
 from swf_lite import __version__, counters, events, fields, service
 from swf_lite.api.http import dumps
 from swf_lite.catalog import BY_NAME, REQUIRED, RESOURCES, F, Filter, Resource
+from swf_lite.context import Context
 
 OPENAPI_VERSION = "3.0.3"
-TOKEN = [{"TokenAuth": []}]
+TOKEN: list[dict[str, list[str]]] = [{"TokenAuth": []}]
 JSON = "application/json"
 SSE = "text/event-stream"
 
@@ -76,9 +77,15 @@ swf-lite speaks the SWF Monitor's REST contract (Django REST framework shapes).
 # -- field schemas -------------------------------------------------------------------------------
 
 
+def _target(f: F) -> Resource:
+    """The resource a foreign key points at."""
+    assert f.to is not None, f"{f.name} is not a foreign key"
+    return BY_NAME[f.to]
+
+
 def _target_key(f: F) -> F:
     """The field a foreign key's JSON value holds: the target's ``to_field`` or its pk."""
-    target = BY_NAME[f.to]
+    target = _target(f)
     return target.field(f.to_field) if f.to_field else target.pk
 
 
@@ -87,7 +94,7 @@ def _value_schema(f: F) -> dict[str, Any]:
     if f.kind == "fk":
         key = _target_key(f)
         out = _value_schema(replace(key, choices=None))
-        out["description"] = f"Key ({key.name}) of a {BY_NAME[f.to].model}."
+        out["description"] = f"Key ({key.name}) of a {_target(f).model}."
         return out
     if f.kind == "json":
         return {}
@@ -216,8 +223,9 @@ def _filter_field(r: Resource, flt: Filter) -> F:
     for part in flt.path.split("."):
         f = resource.field(part)
         if f.kind == "fk":
-            resource = BY_NAME[f.to]
+            resource = _target(f)
             f = _target_key(f)
+    assert f is not None, f"filter {flt.param} has an empty path"  # str.split gives at least one part
     return f
 
 
@@ -706,11 +714,11 @@ def base_url() -> str:
     return f"{parts.scheme}://{parts.netloc}{bottle.request.script_name.rstrip('/')}"
 
 
-def mount(app: bottle.Bottle, ctx) -> None:
+def mount(app: bottle.Bottle, ctx: Context) -> None:
     """Register ``GET /api/schema/`` (no token)."""
 
     @app.get("/api/schema/")
-    def openapi_schema():
+    def openapi_schema() -> bottle.HTTPResponse:
         body = render(base_url())
         return bottle.HTTPResponse(
             body=body, status=200, headers={"Content-Type": JSON, "Content-Length": str(len(body))}

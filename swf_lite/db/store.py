@@ -202,6 +202,12 @@ class Store:
         row: dict[str, Any] | None = model.select().where(model._meta.primary_key == pk).dicts().first()
         return row
 
+    @staticmethod
+    def count_by(query: Any, column: Any) -> list[tuple[Any, int]]:
+        """(value, rows) of ``column`` over a query's rows, most frequent first."""
+        n = pw.fn.COUNT(pw.SQL("*"))
+        return list(query.select(column, n).group_by(column).order_by(n.desc(), column).tuples())
+
     def after_seq(self, r: Resource, seq: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` rows of a sequenced resource stored after ``seq``, oldest first; each
         row carries its ``seq``."""
