@@ -68,6 +68,21 @@ def opt(name: str, kind: str, **kw: Any) -> F:
     return F(name, kind, null=True, **kw)
 
 
+def reqs(kind: str, *names: str, **kw: Any) -> tuple[F, ...]:
+    """Several required fields of one kind (as the contract lists them: ``a``, ``b`` int R)."""
+    return tuple(req(name, kind, **kw) for name in names)
+
+
+def opts(kind: str, *names: str, **kw: Any) -> tuple[F, ...]:
+    """Several optional nullable fields of one kind."""
+    return tuple(opt(name, kind, **kw) for name in names)
+
+
+def counts(*names: str) -> tuple[F, ...]:
+    """Integer counters that start at 0."""
+    return tuple(F(name, "int", default=0) for name in names)
+
+
 def ro(name: str, kind: str = "datetime", auto: str = "created") -> F:
     """A read-only field the server sets."""
     return F(name, kind, null=True, read_only=True, auto=auto)
@@ -190,10 +205,8 @@ RESOURCES: tuple[Resource, ...] = (
             F("level", "int", default=0, choices=LOG_LEVELS),
             req("levelname", "str", max_length=50),
             req("message", "text"),
-            req("module", "str", max_length=255),
-            req("funcname", "str", max_length=255),
-            req("lineno", "int"),
-            req("process", "int"),
+            *reqs("str", "module", "funcname", max_length=255),
+            *reqs("int", "lineno", "process"),
             req("thread", "int64"),
             opt("extra_data", "json"),
         ),
@@ -254,9 +267,7 @@ RESOURCES: tuple[Resource, ...] = (
         fields=(
             req("stf_file", "fk", to="stf-files", to_field="stf_filename"),
             req("tf_filename", "str", max_length=255, unique=True),
-            opt("tf_first", "int"),
-            opt("tf_last", "int"),
-            opt("tf_count", "int"),
+            *opts("int", "tf_first", "tf_last", "tf_count"),
             opt("file_size_bytes", "int64"),
             opt("checksum", "str", max_length=64),
             F("status", "str", default="registered", max_length=20, choices=FILE_STATUS),
@@ -277,12 +288,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(
         name="tf-slices", model="TFSlice", pk=AUTO_ID,
         fields=(
-            req("slice_id", "int"),
-            req("tf_first", "int"),
-            req("tf_last", "int"),
-            req("tf_count", "int"),
-            req("tf_filename", "str", max_length=255),
-            req("stf_filename", "str", max_length=255),
+            *reqs("int", "slice_id", "tf_first", "tf_last", "tf_count"),
+            *reqs("str", "tf_filename", "stf_filename", max_length=255),
             req("run_number", "int"),
             F("status", "str", default="queued", max_length=20),
             F("retries", "int", default=0),
@@ -326,9 +333,8 @@ RESOURCES: tuple[Resource, ...] = (
             req("state", "str", max_length=20),
             opt("substate", "str", max_length=20),
             req("target_worker_count", "int"),
-            *(F(n, "int", default=0) for n in (
-                "active_worker_count", "stf_samples_received", "slices_created", "slices_queued",
-                "slices_processing", "slices_completed", "slices_failed")),  # fmt: skip
+            *counts("active_worker_count", "stf_samples_received", "slices_created", "slices_queued",
+                    "slices_processing", "slices_completed", "slices_failed"),
             req("state_changed_at", "datetime"),
             ro("updated_at", auto="now"),
             opt("metadata", "json"),
@@ -364,13 +370,10 @@ RESOURCES: tuple[Resource, ...] = (
             opt("run_id", "str", max_length=50),
             req("daq_state", "str", max_length=20, choices=DAQ_STATE),
             req("daq_substate", "str", max_length=20, choices=DAQ_SUBSTATE),
-            req("generated_time", "datetime"),
-            req("stf_start_time", "datetime"),
-            req("stf_end_time", "datetime"),
+            *reqs("datetime", "generated_time", "stf_start_time", "stf_end_time"),
             F("current_status", "str", default="generated", max_length=30, choices=WORKFLOW_STATUS),
             F("current_agent", "str", default="daqsim", max_length=20, choices=WORKFLOW_AGENT),
-            opt("completed_at", "datetime"),
-            opt("failed_at", "datetime"),
+            *opts("datetime", "completed_at", "failed_at"),
             opt("failure_reason", "text"),
             opt("stf_metadata", "json"),
             *created(),
@@ -389,15 +392,10 @@ RESOURCES: tuple[Resource, ...] = (
             req("agent_name", "str", max_length=100),
             req("agent_type", "str", max_length=20, choices=WORKFLOW_AGENT),
             F("status", "str", default="generated", max_length=30, choices=WORKFLOW_STATUS),
-            opt("received_at", "datetime"),
-            opt("started_at", "datetime"),
-            opt("completed_at", "datetime"),
-            opt("failed_at", "datetime"),
+            *opts("datetime", "received_at", "started_at", "completed_at", "failed_at"),
             opt("processing_time_seconds", "float"),
             opt("failure_reason", "text"),
-            opt("input_message", "json"),
-            opt("output_message", "json"),
-            opt("stage_metadata", "json"),
+            *opts("json", "input_message", "output_message", "stage_metadata"),
             *created(),
         ),
         filters=eq("workflow", "agent_name", "status"),
@@ -421,8 +419,7 @@ RESOURCES: tuple[Resource, ...] = (
             req("message_content", "json"),
             F("message_metadata", "json", default={}),
             ro("sent_at"),
-            opt("delivered_at", "datetime"),
-            opt("acknowledged_at", "datetime"),
+            *opts("datetime", "delivered_at", "acknowledged_at"),
             opt("is_successful", "bool"),
             opt("error_message", "text"),
             opt("queue_name", "str", max_length=100),
@@ -488,13 +485,9 @@ RESOURCES: tuple[Resource, ...] = (
             F("delivery_type", "str", default="activemq", max_length=20, choices=("activemq", "sse")),
             opt("client_ip", "ip"),
             F("client_location", "str", default="", max_length=255),
-            opt("connected_at", "datetime"),
-            opt("disconnected_at", "datetime"),
-            opt("last_activity", "datetime"),
+            *opts("datetime", "connected_at", "disconnected_at", "last_activity"),
             F("message_filters", "json", default={}),
-            F("messages_received", "int", default=0),
-            F("messages_sent", "int", default=0),
-            F("messages_dropped", "int", default=0),
+            *counts("messages_received", "messages_sent", "messages_dropped"),
         ),
         filters=eq("subscriber_name", "is_active", "delivery_type"),
         ordering=("subscriber_id",),
