@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ import bottle
 from swf_lite.api import control, resources, schema, special, stream
 from swf_lite.api.http import dumps, json_errors
 from swf_lite.context import Context
+from swf_lite.pages import admin, views
 
 access_log = logging.getLogger("swf_lite.access")
 
@@ -33,6 +35,8 @@ def build_app(ctx: Context) -> bottle.Bottle:
     control.mount(app, ctx)
     schema.mount(app, ctx)
     resources.ResourceAPI(ctx).mount(app)
+    pages = views.mount(app, ctx)  # after the API: page paths never shadow API paths
+    admin.mount(app, ctx, pages)
     app.default_error_handler = _error_page
     return app
 
@@ -72,6 +76,8 @@ class Middleware:
         path = environ.get("PATH_INFO") or "/"
         if not path.endswith("/") and is_json_path(path):
             environ["PATH_INFO"] = path = path + "/"  # served directly: API clients treat 3xx as errors
+        elif not path.endswith("/") and not path.startswith("/static/"):
+            return self._redirect(environ, start_response, path + "/")  # a page: browsers follow
         status_holder: list[str] = []
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -92,6 +98,13 @@ class Middleware:
             status = status_holder[0].split(" ", 1)[0] if status_holder else "-"
             access_log.info("%s %s %s %.1fms", environ.get("REQUEST_METHOD"), path, status, elapsed)
         return result
+
+    @staticmethod
+    def _redirect(environ: dict[str, Any], start_response: Callable[..., Any], path: str) -> Iterable[bytes]:
+        query = environ.get("QUERY_STRING")
+        location = urllib.parse.quote(path, safe="/%") + (f"?{query}" if query else "")
+        start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
+        return [b""]
 
     def _body_fits(self, environ: dict[str, Any]) -> bool:
         """Enforce the body limit. A chunked body (cheroot has already de-chunked it) is read here,

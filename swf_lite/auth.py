@@ -7,10 +7,12 @@ prints the same value on repeat, like ``manage.py get_token``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 from swf_lite import timefmt
 from swf_lite.db import Store
@@ -109,3 +111,91 @@ def authenticate_session(store: Store, value: str | None) -> str:
     if token is None or not hmac.compare_digest(_session_mac(token, username), mac):
         raise AuthFailed("Invalid session.")
     return username
+
+
+# -- users and browser sessions (the admin) -------------------------------------------------------
+
+ADMIN_COOKIE = "swf_lite_admin"
+SESSION_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    token: str
+    is_staff: bool
+    created_at: dt.datetime | None = None
+
+
+def users(store: Store) -> list[User]:
+    M = store.models["_user"]
+    rows = M.select(M.username, M.token, M.is_staff, M.created_at).order_by(M.username).tuples()
+    return [User(*row) for row in rows]
+
+
+def user(store: Store, username: str) -> User | None:
+    M = store.models["_user"]
+    row = M.select(M.username, M.token, M.is_staff, M.created_at).where(M.username == username).tuples().first()
+    return User(*row) if row else None
+
+
+def check_login(store: Store, username: str, token: str) -> User | None:
+    """The user if ``token`` is theirs (compared in constant time), else None."""
+    found = user(store, username.strip())
+    if found is None or not hmac.compare_digest(found.token.encode(), token.strip().encode()):
+        return None
+    return found
+
+
+def rotate_token(store: Store, username: str) -> str:
+    """A new token for ``username``: the old one, and every browser session signed with it, stop working."""
+    M = store.models["_user"]
+    token = secrets.token_hex(20)
+    with store.atomic():
+        M.update(token=token, token_hash=_digest(token)).where(M.username == username).execute()
+    return token
+
+
+def set_staff(store: Store, username: str, is_staff: bool) -> None:
+    M = store.models["_user"]
+    M.update(is_staff=is_staff).where(M.username == username).execute()
+
+
+def start_session(store: Store, who: User, seconds: int = SESSION_SECONDS) -> tuple[str, str]:
+    """(cookie value, CSRF token) of a new browser session. The cookie is ``<id>.<mac>``: the mac is keyed
+    by the user's token (a rotated token ends every session) and only the id's hash is stored."""
+    sid = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    now = timefmt.utcnow()
+    S = store.models["_session"]
+    with store.atomic():
+        S.delete().where(S.expires_at < now).execute()  # forget expired ones while here
+        S.insert(id_hash=_digest(sid), username=who.username, csrf=csrf, created_at=now,
+                 expires_at=now + dt.timedelta(seconds=seconds)).execute()  # fmt: skip
+    return f"{sid}.{_mac(who.token, sid)}", csrf
+
+
+def _mac(token: str, sid: str) -> str:
+    return hmac.new(token.encode(), f"swf-lite admin {sid}".encode(), hashlib.sha256).hexdigest()
+
+
+def session(store: Store, cookie: str | None) -> tuple[User, str] | None:
+    """(user, CSRF token) of a live session cookie; None if missing, forged, expired or logged out."""
+    sid, _, mac = (cookie or "").partition(".")
+    if not sid or not mac:
+        return None
+    S = store.models["_session"]
+    row = S.select(S.username, S.csrf, S.expires_at).where(S.id_hash == _digest(sid)).tuples().first()
+    if row is None or row[2] < timefmt.utcnow():
+        return None
+    who = user(store, row[0])
+    if who is None or not hmac.compare_digest(_mac(who.token, sid), mac):
+        return None
+    return who, row[1]
+
+
+def end_session(store: Store, cookie: str | None) -> None:
+    sid = (cookie or "").partition(".")[0]
+    if sid:
+        S = store.models["_session"]
+        S.delete().where(S.id_hash == _digest(sid)).execute()

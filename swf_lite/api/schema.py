@@ -573,17 +573,16 @@ def _special_paths(schemas: dict[str, Any]) -> dict[str, Any]:
             "description": (
                 "Frames are `id: <n>\\nevent: change\\ndata: {op, resource, pk, row}\\n\\n` after a first "
                 "`connected`; `op` is create, update, delete, upsert or reset (resource `*`). Counters appear as "
-                "resource `persistent-state`. A change with a null `pk` touched several rows."
+                "resource `persistent-state`. A change with a null `pk` touched several rows. No token: it carries "
+                "only what any reader may list."
             ),
             "parameters": [
                 param("resources", strings, "Resource names (comma list); default every resource."),
                 param("ops", strings, "Operations (comma list); default every operation."),
             ],
-            "security": TOKEN,
             "responses": {
                 "200": {"description": "The event stream.", "content": {SSE: {"schema": {"type": "string"}}}},
                 "400": _resp("ValidationError"),
-                "401": _resp("Unauthorized"),
                 "503": _json(_ref("Error"), "Every stream slot is taken, or the server is stopping (Retry-After)."),
             },
         },

@@ -5,14 +5,15 @@
   status ``GET /api/messages/stream/status/``;
 - ``GET /api/changes/stream/``: every committed write as ``event: change`` with data
   ``{op, resource, pk, row}`` (filter ``resources=runs,stf-files``, ``ops=create``), for live pages.
+  No token: like every read under ``/api/``, it carries only what any reader may list.
 
 Each stream holds one cheroot worker thread running a generator that moves frames from its bounded
 queue to the socket; cheroot writes and flushes every yielded chunk at once. The database is used
 only at connect (the subscriber row, the bounded replay query) and at disconnect (closing the row);
 while a stream runs its thread holds no database connection.
 
-Authentication: ``Authorization: Token``, or the browser session cookie that
-``POST /_swf_lite/session/`` sets (an ``EventSource`` cannot send an Authorization header).
+Authentication of the message stream (the real monitor's contract): ``Authorization: Token``, or a
+browser session cookie (an ``EventSource`` cannot send an Authorization header).
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class Stream:
 
     # -- opening -------------------------------------------------------------------------------
 
-    def _subscribe(self, client_id: str, **kw: Any) -> events.Subscriber:
-        require_token_or_session(self.store)
+    def _subscribe(self, client_id: str, anonymous: bool = False, **kw: Any) -> events.Subscriber:
+        if not anonymous:
+            require_token_or_session(self.store)
         if self.ctx.stopping.is_set():
             raise ApiError(503, "The server is shutting down.", {"Retry-After": RETRY_AFTER})
         try:
@@ -113,7 +115,8 @@ class Stream:
         if unknown:
             raise ApiError(400, {"resources": [f"Unknown resource: {', '.join(unknown)}."]})
         client_id = str(uuid.uuid4())
-        sub = self._subscribe(client_id, view=events.change_view(resources, ops), kind="changes")
+        # Anonymous like every GET under /api/: it carries rows any reader may list (pages use it)
+        sub = self._subscribe(client_id, anonymous=True, view=events.change_view(resources, ops), kind="changes")
         sub.info["resources"] = sorted(resources or ())
         log.info("change stream client %s connected (resources %s)", client_id, sub.info["resources"])
         return self._respond(sub, [], on_close=None)

@@ -77,7 +77,7 @@ def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool 
 
 
 def build_models(db: pw.Database, dialect: Dialect) -> Models:
-    """One model class per resource (by resource name) plus ``_user`` and ``_state``."""
+    """One model class per resource (by resource name) plus ``_user``, ``_state`` and ``_session``."""
     models: Models = {}
     for r in RESOURCES:
         attrs: dict[str, Any] = {f.name: column(f, r, models, dialect) for f in r.fields}
@@ -116,6 +116,21 @@ def build_models(db: pw.Database, dialect: Dialect) -> Models:
             database = db
             table_name = "swf_state"
 
+    class Session(pw.Model):
+        """A signed-in browser (the admin): the cookie carries the id, only its hash is stored, so a
+        logout deletes the row and the cookie is worthless from then on."""
+
+        id_hash = pw.CharField(max_length=64, primary_key=True)
+        username = pw.CharField(max_length=150, index=True)
+        csrf = pw.CharField(max_length=64)
+        created_at = UTCDateTimeField()
+        expires_at = UTCDateTimeField(index=True)
+
+        class Meta:
+            database = db
+            table_name = "swf_session"
+
     models["_user"] = User
     models["_state"] = State
+    models["_session"] = Session
     return models
