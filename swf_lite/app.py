@@ -20,6 +20,7 @@ from swf_lite.api import control, resources, schema, special, stream
 from swf_lite.api.http import dumps, json_errors
 from swf_lite.context import Context
 from swf_lite.pages import admin, views
+from swf_lite.pages.render import SECURITY_HEADERS, TEMPLATE
 
 access_log = logging.getLogger("swf_lite.access")
 
@@ -59,8 +60,13 @@ def _error_page(err: bottle.HTTPError) -> bytes:
         else:
             detail = "Internal server error." if err.status_code >= 500 else str(err.body)
         return dumps({"detail": detail})
+    for name, value in SECURITY_HEADERS.items():
+        bottle.response.set_header(name, value)
     bottle.response.content_type = "text/html; charset=utf-8"
-    return f"<!doctype html><title>{err.status}</title><h1>{bottle.html_escape(err.status)}</h1>".encode()
+    text = {404: "There is no page at this address.", 405: "This page does not take that method."}.get(
+        err.status_code, "Something went wrong; the server log has the details."
+    )
+    return TEMPLATE.render("message", title=err.status_line, here="", text=text).encode()
 
 
 class Middleware:

@@ -104,9 +104,15 @@ def json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def require_token_or_session(store: Store) -> str:
-    """Token header, or (for browsers: an EventSource cannot send headers) the session cookie
-    from ``POST /_swf_lite/session/``. Only the stream and its status accept the cookie."""
-    if bottle.request.get_header("Authorization") or not bottle.request.get_cookie(auth.SESSION_COOKIE):
+    """Token header, or (for browsers: an EventSource cannot send headers) a session cookie: the
+    admin's, or the one ``POST /_swf_lite/session/`` sets. Only the streams and the stream status
+    accept cookies."""
+    request = bottle.request
+    if not request.get_header("Authorization") and request.get_cookie(auth.ADMIN_COOKIE):
+        signed_in = auth.session(store, request.get_cookie(auth.ADMIN_COOKIE))
+        if signed_in is not None:
+            return signed_in[0].username
+    if request.get_header("Authorization") or not request.get_cookie(auth.SESSION_COOKIE):
         return require_token(store)
     try:
         return auth.authenticate_session(store, bottle.request.get_cookie(auth.SESSION_COOKIE))

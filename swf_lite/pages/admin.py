@@ -189,7 +189,9 @@ class Admin:
                             f"{r.label} {out.get(r.title)} created.")  # fmt: skip
         except Invalid as exc:
             errors = {**exc.errors, **errors}
-        return self._form(r, who, csrf, _echo(r, bottle.request.forms), errors, key=None, status=400)
+        return self._form(
+            r, who, csrf, _echo(r, bottle.request.forms), errors, key=None
+        )  # 200, like Django: a form to fix
 
     def edit(self, name: str, key: str) -> bottle.HTTPResponse:
         who, csrf = self.staff()
@@ -213,7 +215,7 @@ class Admin:
                 )
         except Invalid as exc:
             errors = {**exc.errors, **errors}
-        return self._form(r, who, csrf, _echo(r, bottle.request.forms), errors, key=key, status=400)
+        return self._form(r, who, csrf, _echo(r, bottle.request.forms), errors, key=key)
 
     def confirm_delete(self, name: str, key: str) -> bottle.HTTPResponse:
         who, csrf = self.staff()
@@ -361,8 +363,11 @@ def _widget(f: F, value: str, key: str | None) -> str:
         return f'<input id="f-{name}" type="checkbox" name="{name}"{" checked" if value == "on" else ""}>'
     if f.kind in TEXTAREA_KINDS:
         return f'<textarea id="f-{name}" name="{name}" rows="{6 if f.kind == "json" else 3}">{escape(value)}</textarea>'
-    kind = {"int": "number", "int64": "number", "float": "number", "url": "url"}.get(f.kind, "text")
-    step = ' step="any"' if f.kind == "float" else ""
+    # numbers as text with a numeric keyboard: the server's validation (the API's wording) decides
+    kind = "url" if f.kind == "url" else "text"
+    step = {"int": ' inputmode="numeric"', "int64": ' inputmode="numeric"', "float": ' inputmode="decimal"'}.get(
+        f.kind, ""
+    )
     maxlength = f' maxlength="{f.max_length}"' if f.max_length and f.kind == "str" else ""
     placeholder = ' placeholder="YYYY-MM-DDThh:mm:ssZ"' if f.kind == "datetime" else ""
     return (f'<input id="f-{name}" type="{kind}" name="{name}" value="{escape(value)}"{step}{maxlength}'

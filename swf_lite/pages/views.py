@@ -157,6 +157,11 @@ class Views:
                 continue
             params = {} if rel.param == "q" else {rel.param: str(value)}
             sections.append(self._section(rel.resource, rel.title, params, str(value) if rel.param == "q" else ""))
+        if r.name == "workflow-executions":  # stages belong to the execution's STF workflows
+            flows = self.service.list(BY_NAME["workflows"], {"execution_id": str(row["execution_id"])}, limit=200).rows
+            if flows:
+                ids = ",".join(str(w["workflow_id"]) for w in flows)
+                sections.append(self._section("workflow-stages", "Stages", {"workflow": ids}, ""))
         extra = self._detail_extra(r, row, now)
         title = f"{p.title[:-1] if p.title.endswith('s') else p.title} {row.get(r.title)}"
         kw: dict[str, Any] = dict(title=title, here=f"/{p.slug}/", fields=fields_html, sections=sections, extra=extra,
