@@ -61,7 +61,8 @@ class Settings:
     threads: int = field(default=8, metadata={"help": "API worker threads per server"})
     max_body: int = field(default=1024 * 1024, metadata={"help": "largest request body in bytes"})
     stale_agent_seconds: int = field(default=180, metadata={"help": "heartbeat age that marks agents EXITED"})
-    sse_max_clients: int = field(default=64, metadata={"help": "most open event streams"})
+    sse_max_clients: int = field(default=64, metadata={"help": "most open message streams (agents)"})
+    sse_page_clients: int = field(default=32, metadata={"help": "most open live pages (each holds a stream)"})
     sse_queue: int = field(default=100, metadata={"help": "events buffered per stream client"})
     sse_heartbeat: float = field(default=30.0, metadata={"help": "seconds between stream heartbeats"})
     sse_replay: int = field(default=1000, metadata={"help": "most stored messages replayed on reconnect"})
@@ -84,7 +85,7 @@ class Settings:
         for name in ("http_port", "https_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name} must be between 0 and 65535")
-        for name in ("threads", "max_body", "sse_max_clients", "sse_queue"):
+        for name in ("threads", "max_body", "sse_max_clients", "sse_page_clients", "sse_queue"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.sse_heartbeat <= 0:

@@ -18,7 +18,9 @@ class Context:
         self.settings = settings
         self.store = store
         self.stopping = threading.Event()
-        self.bus = Bus(settings.sse_max_clients, settings.sse_queue, self.stopping)
+        self.bus = Bus(
+            settings.sse_max_clients, settings.sse_queue, self.stopping, limits={"changes": settings.sse_page_clients}
+        )  # pages never take the agents' slots
         self.service = Service(store, self.bus, zone=settings.zone, stale_agent_seconds=settings.stale_agent_seconds)
         self.on_reset: list[Callable[[], None]] = []  # run after a reset committed (from any thread)
 

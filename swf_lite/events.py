@@ -262,8 +262,10 @@ class Bus:
     holding the bus lock, so subscribing and unsubscribing never wait for a publish.
     """
 
-    def __init__(self, max_clients: int, queue_size: int, stopping: threading.Event | None = None):
-        self.max_clients = max_clients
+    def __init__(self, max_clients: int, queue_size: int, stopping: threading.Event | None = None,
+                 limits: Mapping[str, int] | None = None):  # fmt: skip
+        self.max_clients = max_clients  # per kind of subscriber ("messages" by default); see limits
+        self.limits = dict(limits or {})
         self.queue_size = queue_size
         self.stopping = stopping or threading.Event()
         self._lock = threading.Lock()
@@ -282,10 +284,11 @@ class Bus:
         """A new subscriber; without a view it receives the message stream, filtered."""
         filters = filters or Filters()
         sub = Subscriber(client_id, view or message_view(filters), self.queue_size, kind, filters)
+        limit = self.limits.get(kind, self.max_clients)
         with self._lock:
-            if len(self._subs) >= self.max_clients:
+            if sum(1 for s in self._subs if s.kind == kind) >= limit:
                 self.rejected += 1
-                raise BusFull(f"{self.max_clients} stream clients are already connected")
+                raise BusFull(f"{limit} {kind} stream clients are already connected")
             self._subs = (*self._subs, sub)
         return sub
 
@@ -335,7 +338,7 @@ class Bus:
             "messages_delivered": sum(s.queued for s in subs),
             "messages_dropped": sum(s.dropped for s in subs),
             "rejected_clients": self.rejected,
-            "max_clients": self.max_clients,
+            "max_clients": self.limits.get(kind, self.max_clients),
             "queue_size": self.queue_size,
             "bus_running": self.running,
         }

@@ -128,7 +128,7 @@ class SwfLiteServer:
 
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
-        server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients,
+        server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients + s.sse_page_clients,
                              server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
         server.error_log = _cheroot_log  # type: ignore[method-assign]  # cheroot's hook: into logging, not stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413

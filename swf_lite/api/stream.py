@@ -42,6 +42,7 @@ CHANGES_PATH = "/api/changes/stream/"
 MESSAGES = BY_NAME[events.MESSAGES]
 SUBSCRIBERS = BY_NAME["subscribers"]
 POLL = 0.25  # longest a stream waits without looking at ctx.stopping
+PAGE_HEARTBEAT = 5.0  # a live page that went away is noticed (and its slot freed) within this
 RETRY_AFTER = "5"  # seconds, for the 503 when every stream slot is taken
 
 HEADERS = {
@@ -84,7 +85,8 @@ class Stream:
         try:
             return self.bus.subscribe(client_id, **kw)  # first: nothing published from now on is missed
         except events.BusFull:
-            raise ApiError(503, f"Too many stream clients (at most {self.bus.max_clients}); retry later.",
+            limit = self.bus.limits.get(kw.get("kind", "messages"), self.bus.max_clients)
+            raise ApiError(503, f"Too many stream clients (at most {limit}); retry later.",
                            {"Retry-After": RETRY_AFTER}) from None  # fmt: skip
 
     def open(self) -> Iterator[bytes]:
@@ -119,18 +121,19 @@ class Stream:
         sub = self._subscribe(client_id, anonymous=True, view=events.change_view(resources, ops), kind="changes")
         sub.info["resources"] = sorted(resources or ())
         log.info("change stream client %s connected (resources %s)", client_id, sub.info["resources"])
-        return self._respond(sub, [], on_close=None)
+        return self._respond(sub, [], on_close=None, heartbeat=min(PAGE_HEARTBEAT, self.settings.sse_heartbeat))
 
-    def _respond(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any) -> Iterator[bytes]:
+    def _respond(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any,
+                 heartbeat: float | None = None) -> Iterator[bytes]:  # fmt: skip
         for name, value in HEADERS.items():
             bottle.response.set_header(name, value)
         self.store.release()  # a stream holds no database connection while it runs
-        return self._frames(sub, replay, on_close)
+        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat)
 
-    def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any) -> Iterator[bytes]:
+    def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any,
+                heartbeat: float) -> Iterator[bytes]:  # fmt: skip
         """The response body. Bottle takes the first frame at once; cheroot flushes every chunk."""
         stopping = self.ctx.stopping
-        heartbeat = self.settings.sse_heartbeat
         try:
             yield events.frame("connected", {"client_id": sub.client_id, "status": "connected"})
             for event in replay:

@@ -24,6 +24,7 @@ from swf_lite.catalog import BY_NAME, RESOURCES, F, Resource
 from swf_lite.context import Context
 from swf_lite.errors import Invalid, NotFound
 from swf_lite.pages.render import escape, label, page, url
+from swf_lite.pages.site import BY_RESOURCE
 from swf_lite.pages.views import Views
 
 LOGIN_CSRF_COOKIE = "swf_lite_login"
@@ -152,6 +153,8 @@ class Admin:
 
     def reset_data(self) -> bottle.HTTPResponse:
         self.checked()
+        if bottle.request.forms.getunicode("confirm") != "on":
+            return _see("/admin/", "Nothing deleted: tick the box to confirm.", error=True)
         self.ctx.reset()
         return _see("/admin/", "All records deleted; counters restarted.")
 
@@ -167,7 +170,8 @@ class Admin:
         table = self.views._table(r, rows, f"/admin/{r.name}/", {"q": search}, number, ADMIN_PAGE_SIZE)
         for row, raw in zip(table["rows"], rows.rows):
             row["url"] = f"/admin/{r.name}/{urllib.parse.quote(str(raw[r.pk.name]), safe='')}/"
-        return page("admin_list", title=f"Admin · {r.label}", here="/admin/", user=who, csrf=csrf, r=r, q=search,
+        return page("admin_list", title=f"Admin · {_plural(r)}", here="/admin/", user=who, csrf=csrf, r=r, q=search,
+                    plural=_plural(r),
                     notice=_notice(), **table)  # fmt: skip
 
     def add(self, name: str) -> bottle.HTTPResponse:
@@ -203,7 +207,7 @@ class Admin:
     def update(self, name: str, key: str) -> bottle.HTTPResponse:
         who, csrf = self.checked()
         r = _resource(name)
-        self._row(r, key)
+        row = self._row(r, key)
         data, errors = _read_form(r, creating=False)
         try:
             if errors:
@@ -215,7 +219,8 @@ class Admin:
                 )
         except Invalid as exc:
             errors = {**exc.errors, **errors}
-        return self._form(r, who, csrf, _echo(r, bottle.request.forms), errors, key=key)
+        shown = {f.name: _form_value(f, row.get(f.name)) for f in r.all_fields if f.read_only}  # not posted
+        return self._form(r, who, csrf, {**_echo(r, bottle.request.forms), **shown}, errors, key=key)
 
     def confirm_delete(self, name: str, key: str) -> bottle.HTTPResponse:
         who, csrf = self.staff()
@@ -250,6 +255,7 @@ class Admin:
         action = f"/admin/{r.name}/add/" if key is None else f"/admin/{r.name}/{urllib.parse.quote(key, safe='')}/"
         title = f"Add {r.label}" if key is None else f"Edit {r.label}"
         return page("admin_form", status, title=title, here="/admin/", user=who, csrf=csrf, r=r, rows=rows,
+                    plural=_plural(r),
                     action=action, key=key, general=errors.get("non_field_errors", []), notice=_notice(),
                     delete_url=None if key is None else f"{action}delete/")  # fmt: skip
 
@@ -293,6 +299,11 @@ class Admin:
 
 
 # -- forms -----------------------------------------------------------------------------------------
+
+
+def _plural(r: Resource) -> str:
+    p = BY_RESOURCE.get(r.name)
+    return p.title if p else r.label + "s"
 
 
 def _resource(name: str) -> Resource:

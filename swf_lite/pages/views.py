@@ -226,8 +226,10 @@ class Views:
                  "logs")  # fmt: skip
         cards = [{"title": BY_RESOURCE[k].title, "count": s.count(BY_NAME[k]), "url": f"/{BY_RESOURCE[k].slug}/"}
                  for k in kinds]  # fmt: skip
-        latest = {k: self._table(BY_NAME[k], s.list(BY_NAME[k], limit=5), f"/{BY_RESOURCE[k].slug}/", {}, 1, 5)
-                  for k in ("runs", "stf-files", "fastmon-files", "workflow-executions")}  # fmt: skip
+        newest = {"runs": "-run_id", "stf-files": "-created_at", "fastmon-files": "-created_at",
+                  "workflow-executions": "-start_time"}  # fmt: skip
+        latest = {k: self._table(BY_NAME[k], s.list(BY_NAME[k], ordering=o, limit=5), f"/{BY_RESOURCE[k].slug}/",
+                                 {"ordering": o}, 1, 5) for k, o in newest.items()}  # fmt: skip
         agents_r = BY_NAME["systemagents"]
         agents = s.list(agents_r, ordering="-last_heartbeat", limit=50).rows
         freshness = [(str(a["instance_name"]), _age(now, a["last_heartbeat"])) for a in agents]

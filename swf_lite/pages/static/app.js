@@ -45,6 +45,7 @@
   let pending = false;
   let busy = false;
 
+  const arrivedAt = new Map();  // key -> time it arrived: the highlight survives the next refresh
   function keys(el) {
     return new Set(Array.from(el.querySelectorAll("[data-key]")).map(function (e) { return e.dataset.key; }));
   }
@@ -60,8 +61,11 @@
         if (!resp.ok) continue;
         const before = keys(el);
         el.innerHTML = await resp.text();
+        const now = Date.now();
         el.querySelectorAll("[data-key]").forEach(function (e) {
-          if (before.size && !before.has(e.dataset.key)) e.classList.add("arrived");
+          if (!before.has(e.dataset.key) && !arrivedAt.has(e.dataset.key)) arrivedAt.set(e.dataset.key, now);
+          const t = arrivedAt.get(e.dataset.key);
+          if (t !== undefined && now - t < 2500) e.classList.add("arrived");
         });
       }
       tick();
@@ -75,8 +79,25 @@
     if (timer) return;
     timer = setTimeout(function () { timer = null; refresh(); }, 200);
   }
-  const source = new EventSource("/api/changes/stream/" + query);
-  source.addEventListener("open", function () { if (dot) { dot.classList.add("on"); dot.title = "Live"; } });
-  source.addEventListener("error", function () { if (dot) { dot.classList.remove("on"); dot.title = "Reconnecting"; } });
-  source.addEventListener("change", schedule);
+  function state(on) {
+    if (!dot) return;
+    dot.classList.toggle("on", on);
+    dot.classList.toggle("off", !on);
+    dot.title = on ? "Live updates on" : "Live updates paused; reconnecting";
+  }
+  // EventSource retries network errors by itself but gives up on an HTTP error (e.g. 503 when every
+  // stream slot is taken): then try again later, with some jitter.
+  let source = null;
+  function connect() {
+    source = new EventSource("/api/changes/stream/" + query);
+    source.addEventListener("open", function () { state(true); });
+    source.addEventListener("change", schedule);
+    source.addEventListener("error", function () {
+      state(false);
+      if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000 + Math.random() * 5000);
+    });
+  }
+  connect();
+  // Give the stream slot back as soon as the page goes away.
+  window.addEventListener("pagehide", function () { if (source) source.close(); });
 })();

@@ -1,6 +1,6 @@
 % rebase('admin_base', title=title, user=user, csrf=csrf, notice=notice)
 <div class="head">
-  <p class="crumbs"><a href="/admin/{{r.name}}/">{{r.label.capitalize()}}</a> /</p>
+  <p class="crumbs"><a href="/admin/{{r.name}}/">{{plural.capitalize()}}</a> /</p>
   <h1>{{title}}</h1>
 </div>
 % if general:

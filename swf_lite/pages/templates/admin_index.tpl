@@ -33,6 +33,7 @@
         </form>
         <form method="post" action="/admin/actions/reset/" class="inline">
           <input type="hidden" name="csrf" value="{{csrf}}">
+          <label><input type="checkbox" name="confirm" required> I mean it</label>
           <button type="submit" class="danger">Delete all records</button>
         </form>
       </div>
