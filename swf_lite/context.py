@@ -23,6 +23,7 @@ class Context:
         )  # pages never take the agents' slots
         self.service = Service(store, self.bus, zone=settings.zone, stale_agent_seconds=settings.stale_agent_seconds)
         self.on_reset: list[Callable[[], None]] = []  # run after a reset committed (from any thread)
+        self.urls: dict[str, str] = {}  # "http"/"https" -> the bound URL (set by the server once bound)
 
     def reset(self, next_values: Mapping[str, int] | None = None) -> None:
         """Empty every table, restart the counters (or set them), then run the reset hooks (e.g.

@@ -121,6 +121,7 @@ class SwfLiteServer:
         except BaseException:
             self.stop()
             raise
+        self.ctx.urls.update({ep.name: self.url(ep.name) for ep in self.endpoints})
         for ep in self.endpoints:
             ep.thread = threading.Thread(target=ep.server.serve, name=f"swf-lite-{ep.name}", daemon=True)
             ep.thread.start()

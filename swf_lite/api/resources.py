@@ -54,12 +54,14 @@ class ResourceAPI:
         query = bottle.request.query
         params = {flt.param: query.getunicode(flt.param) for flt in r.filters if flt.param in query}
         ordering = query.getunicode("ordering") or ""
+        # a text search over every text field where the catalog declares none of its own
+        search = "" if any(flt.op == "search" for flt in r.filters) else query.getunicode("search") or ""
         limit = query.getunicode("limit")
         if limit is None:
-            return json_response(self.service.list(r, params, ordering=ordering).rows)
+            return json_response(self.service.list(r, params, ordering=ordering, search=search).rows)
         limit_n = non_negative(limit, default=100) or 100
         offset_n = non_negative(query.getunicode("offset"), default=0)
-        page = self.service.list(r, params, ordering=ordering, limit=limit_n, offset=offset_n)
+        page = self.service.list(r, params, ordering=ordering, limit=limit_n, offset=offset_n, search=search)
         count = page.count or 0
         url = bottle.request.url
         nxt = with_query(url, limit=limit_n, offset=offset_n + limit_n) if offset_n + limit_n < count else None

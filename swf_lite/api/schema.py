@@ -263,8 +263,13 @@ def filter_parameters(r: Resource, *, lists: bool = True) -> list[dict[str, Any]
 def list_parameters(r: Resource) -> list[dict[str, Any]]:
     orderable = [p + f.name for f in r.all_fields for p in ("", "-")]
     default = ",".join(r.ordering) or r.pk.name
+    searchable = not any(flt.op == "search" for flt in r.filters)
+    search = (
+        [param("search", {"type": "string"}, "A substring of any text field (swf-lite's own).")] if searchable else []
+    )
     return [
         *filter_parameters(r),
+        *search,
         param("ordering", {"type": "array", "items": {"type": "string", "enum": orderable}},
               f"Sort by these fields (`-` for descending); default `{default}`."),
         param("limit", COUNT, "Page size; given, the response is the pagination envelope."),

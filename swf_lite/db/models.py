@@ -56,7 +56,8 @@ SIMPLE_KINDS = {
 
 def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False) -> pw.Field:
     """The peewee field for one catalog field."""
-    indexed = not pk and not f.unique and any(flt.path == f.name for flt in resource.filters)
+    sorted_by = bool(resource.ordering) and resource.ordering[0].lstrip("-") == f.name  # lists read in this order
+    indexed = not pk and not f.unique and (sorted_by or any(flt.path == f.name for flt in resource.filters))
     kw: dict[str, Any] = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
     if pk:
         kw = {"primary_key": True}

@@ -366,7 +366,7 @@ def _widget(f: F, value: str, key: str | None) -> str:
         return f'<span class="readonly">{escape(value) or "—"}</span>'
     required = " required" if f.required and f.kind != "bool" else ""
     if f.choices is not None:
-        options = [] if f.required else ['<option value="">—</option>']
+        options = ['<option value="">—</option>'] if f.null else []
         options += [f'<option value="{escape(c)}"{" selected" if str(c) == value else ""}>{escape(c)}</option>'
                     for c in f.choices]  # fmt: skip
         return f'<select id="f-{name}" name="{name}"{required}>{"".join(options)}</select>'
@@ -417,6 +417,8 @@ def _safe_next(target: str | None) -> str:
     """Only same-site paths (no ``//host`` or scheme) are followed after signing in."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/admin/"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return "/admin/"  # browsers drop tabs and newlines from Location: "/\t/evil" would become "//evil"
     return target
 
 

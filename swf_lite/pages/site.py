@@ -29,12 +29,15 @@ class Page:
 @dataclass(frozen=True)
 class Related:
     """A list on a detail page: rows of ``resource`` whose filter ``param`` equals this row's
-    ``source`` field (``param`` ``"q"``: a text search for it)."""
+    ``source`` field (``param`` ``"q"``: a text search for it). ``window`` bounds a search in time:
+    (this row's start field, its end field or "", seconds around a single start), mapped to the
+    target's ``start_time``/``end_time`` filters, so the search reads an index range, not the table."""
 
     title: str
     resource: str
     param: str
     source: str
+    window: tuple[str, str, int] | None = None
 
 
 PAGES: tuple[Page, ...] = (
@@ -72,13 +75,13 @@ RELATED: dict[str, tuple[Related, ...]] = {
         Related("Workers", "workers", "run_number", "run_number"),
         Related("Messages", "workflow-messages", "run_id", "run_number"),
         Related("System state events", "system-state-events", "run_number", "run_number"),
-        Related("Logs mentioning this run", "logs", "q", "run_number"),
+        Related("Logs during this run", "logs", "", "run_number", window=("start_time", "end_time", 0)),
     ),
     "stf-files": (
         Related("Fast-monitoring files", "fastmon-files", "stf_filename", "stf_filename"),
         Related("TF slices", "tf-slices", "stf_filename", "stf_filename"),
         Related("Workflow", "workflows", "filename", "stf_filename"),
-        Related("Logs mentioning this file", "logs", "q", "stf_filename"),
+        Related("Logs mentioning this file", "logs", "q", "stf_filename", window=("created_at", "", 3600)),
     ),
     "fastmon-files": (Related("TF slices", "tf-slices", "q", "tf_filename"),),
     "systemagents": (

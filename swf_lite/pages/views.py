@@ -14,6 +14,7 @@ import bottle
 from swf_lite import counters, timefmt
 from swf_lite.catalog import BY_NAME, Filter, Resource
 from swf_lite.clientenv import client_env
+from swf_lite.config import BUNDLE_FILE
 from swf_lite.context import Context
 from swf_lite.errors import Invalid, NotFound
 from swf_lite.pages import charts
@@ -56,13 +57,13 @@ class Views:
             rows, problem = Rows([], 0), "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
         state = {**params, "q": search, "ordering": ordering, "size": size if size != PAGE_SIZE else None}
         kw = self._table(r, rows, here, state, number, size)
-        kw.update(title=p.title, here=here, description=r.description + (f" — {problem}" if problem else ""),
-                  q=search, ordering=ordering, active=bool(params or search), live=r.name,
-                  filters=self._filter_bar(r, params, search),
-                  json_url=url(f"/api/{r.name}/", **params, ordering=ordering or None, limit=size,
-                               offset=(number - 1) * size or None))  # fmt: skip
-        if q.getunicode("fragment") == "rows":
+        kw.update(title=p.title, here=here, active=bool(params or search))
+        if q.getunicode("fragment") == "rows":  # a live refresh: no filter bar (its counts cost a scan)
             return page("rows", **kw)
+        kw.update(description=r.description + (f" — {problem}" if problem else ""),
+                  q=search, ordering=ordering, live=r.name, filters=self._filter_bar(r, params, search),
+                  json_url=url(f"/api/{r.name}/", **params, search=search or None, ordering=ordering or None,
+                               limit=size, offset=(number - 1) * size or None))  # fmt: skip
         kw["sections"] = [self._section(name, title, {}, "") for name, title in OVERVIEW.get(p.slug, ())]
         if kw["sections"]:
             kw["live"] = ",".join([r.name, *(s["resource"] for s in kw["sections"])])
@@ -106,7 +107,7 @@ class Views:
         for row in rows.rows:
             key = row[p.key_field] if p else row[r.pk.name]
             out_rows.append({
-                "key": escape(row[r.pk.name]),
+                "key": str(row[r.pk.name]),
                 "url": detail_url(r.name, key),
                 "cells": [cell(r.field(n), row.get(n), now, links.get(n)) for n in names],
             })  # fmt: skip
@@ -155,7 +156,17 @@ class Views:
             value = row.get(rel.source)
             if value is None:
                 continue
-            params = {} if rel.param == "q" else {rel.param: str(value)}
+            params = {rel.param: str(value)} if rel.param not in ("q", "") else {}
+            if rel.window:
+                start_name, end_name, span = rel.window
+                start, end = parse_time(row.get(start_name)), parse_time(row.get(end_name)) if end_name else None
+                if start is None:
+                    continue
+                if span:
+                    start, end = start - dt.timedelta(seconds=span), start + dt.timedelta(seconds=span)
+                params["start_time"] = timefmt.iso(start) or ""
+                if end is not None:
+                    params["end_time"] = timefmt.iso(end) or ""
             sections.append(self._section(rel.resource, rel.title, params, str(value) if rel.param == "q" else ""))
         if r.name == "workflow-executions":  # stages belong to the execution's STF workflows
             flows = self.service.list(BY_NAME["workflows"], {"execution_id": str(row["execution_id"])}, limit=200).rows
@@ -194,11 +205,10 @@ class Views:
         """Pictures and live facts some detail pages add (HTML, escaped)."""
         out = []
         if r.name == "runs":
-            files = self.service.list(BY_NAME["stf-files"], {"run": str(row["run_id"])}, limit=CHART_ROWS,
-                                      ordering="-created_at").rows  # fmt: skip
-            times = [parse_time(f["created_at"]) for f in files]
+            times = self.service.values(BY_NAME["stf-files"], ("created_at",), {"run": str(row["run_id"])},
+                                        ordering="-created_at", limit=CHART_ROWS)  # fmt: skip
             out.append(charts.rate_chart(f"STF files per minute, run {row['run_number']}",
-                                         [t for t in times if t], unit="files"))  # fmt: skip
+                                         [t for (t,) in times if t], unit="files"))  # fmt: skip
         if r.name == "workflow-executions" and row.get("start_time"):
             start = escape(row["start_time"])
             end = row.get("end_time")
@@ -220,6 +230,21 @@ class Views:
     # -- overview pages --------------------------------------------------------------------------
 
     def dashboard(self) -> bottle.HTTPResponse:
+        """The overview; ``?fragment=overview`` / ``feed`` computes only that region (live refreshes)."""
+        fragment = bottle.request.query.getunicode("fragment")
+        kw: dict[str, Any] = {"title": "Dashboard", "here": "/", "live": "*"}
+        if fragment != "overview":
+            msgs = BY_NAME["workflow-messages"]
+            kw["messages"] = self._table(msgs, self.service.list(msgs, limit=15), "/messages/", {}, 1, 15)
+            if fragment == "feed":
+                return page("dashboard_feed", **kw)
+        kw.update(self._overview())
+        if fragment == "overview":
+            return page("dashboard_overview", **kw)
+        user = self.whoami()
+        return page("dashboard", **kw, user=user, env=self._client_env(user))
+
+    def _overview(self) -> dict[str, Any]:
         s = self.service
         now = timefmt.utcnow()
         kinds = ("runs", "stf-files", "fastmon-files", "workflow-executions", "systemagents", "workflow-messages",
@@ -233,46 +258,36 @@ class Views:
         agents_r = BY_NAME["systemagents"]
         agents = s.list(agents_r, ordering="-last_heartbeat", limit=50).rows
         freshness = [(str(a["instance_name"]), _age(now, a["last_heartbeat"])) for a in agents]
-        problems = self._table(BY_NAME["logs"], s.list(BY_NAME["logs"], {"min_level": "30"}, limit=8), "/logs/",
-                               {"min_level": "30"}, 1, 8)  # fmt: skip
-        files = s.list(BY_NAME["stf-files"], ordering="-created_at", limit=CHART_ROWS).rows
-        logs = s.list(BY_NAME["logs"], limit=CHART_ROWS).rows
+        logs_r = BY_NAME["logs"]
+        problems = self._table(
+            logs_r, s.list(logs_r, {"min_level": "30"}, limit=8), "/logs/", {"min_level": "30"}, 1, 8
+        )
+        # charts read only the columns they draw, newest CHART_ROWS rows: bounded work on any table size
+        files = [
+            t for (t,) in s.values(BY_NAME["stf-files"], ("created_at",), ordering="-created_at", limit=CHART_ROWS)
+        ]
         by_level: dict[str, list[dt.datetime]] = {}
-        for log in logs:
-            t = parse_time(log["timestamp"])
-            if t:
-                by_level.setdefault(str(log["levelname"]), []).append(t)
+        for stamp, level in s.values(logs_r, ("timestamp", "levelname"), limit=CHART_ROWS):
+            by_level.setdefault(str(level), []).append(stamp)
         known: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         levels = {k: by_level[k] for k in known if k in by_level}
         levels.update({k: v for k, v in by_level.items() if k not in levels})
         state = s.next_values()
-        user = self.whoami()
-        env = self._client_env(user)
-        kw: dict[str, Any] = dict(
-            title="Dashboard", here="/", cards=cards, latest=latest,
+        return dict(
+            cards=cards, latest=latest, problems=problems,
             agents=self._table(agents_r, Rows(agents[:10], len(agents)), "/agents/", {}, 1, 10),
-            problems=problems, counters=[(c.key.replace("_", " "), state[c.key]) for c in counters.COUNTERS],
-            charts=[charts.rate_chart("STF files per minute", [t for f in files if (t := parse_time(f["created_at"]))]),
+            counters=[(c.key.replace("_", " "), state[c.key]) for c in counters.COUNTERS],
+            charts=[charts.rate_chart("STF files per minute", [t for t in files if t]),
                     charts.stacked_rate_chart("Log volume by level", levels),
-                    charts.freshness_chart("Agent heartbeat freshness", freshness,
-                                           stale_after=s.stale_agent_seconds)],
-            messages=self._table(BY_NAME["workflow-messages"], s.list(BY_NAME["workflow-messages"], limit=15),
-                                 "/messages/", {}, 1, 15),
-            env=env, user=user, live="*",
+                    charts.freshness_chart("Agent heartbeat freshness", freshness, stale_after=s.stale_agent_seconds)],
         )  # fmt: skip
-        fragment = bottle.request.query.getunicode("fragment")
-        if fragment in ("overview", "feed"):
-            return page(f"dashboard_{fragment}", **kw)
-        return page("dashboard", **kw)
 
     def _client_env(self, user: Any) -> list[str]:
-        """The ``export`` lines for this server as the browser reached it (token only for a signed-in user)."""
-        base = bottle.request.urlparts.scheme + "://" + bottle.request.urlparts.netloc
-        server = self.ctx.settings
-        http = base if base.startswith("http://") else f"http://{bottle.request.urlparts.hostname}:{server.http_port}"
+        """The ``export`` lines for this server's bound URLs (the token only for a signed-in user)."""
+        urls, settings = self.ctx.urls, self.ctx.settings
         token = user.token if user is not None else "<sign in to /admin/ to see your token>"
-        bundle = server.data_dir / "ca_bundle.pem" if server.tls else None
-        env = client_env(http, base if base.startswith("https://") else None, token, bundle)
+        bundle = settings.data_dir / BUNDLE_FILE if urls.get("https") else None
+        env = client_env(urls.get("http", ""), urls.get("https"), token, bundle)
         return [f"export {k}={v}" for k, v in env.items()]
 
     def log_summary(self) -> bottle.HTTPResponse:

@@ -1,6 +1,6 @@
 <div class="count">
   % if total:
-  Rows {{first}}–{{last}} of {{'{:,}'.format(total)}}
+  Rows {{'{:,}'.format(first)}}–{{'{:,}'.format(last)}} of {{'{:,}'.format(total)}}
   % else:
   No rows
   % end
