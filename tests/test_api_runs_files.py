@@ -294,3 +294,14 @@ def test_system_state_events_ordered_by_timestamp(api, anon):
         "2026-03-31T12:20:00.000000Z",
         "2026-03-31T12:10:00.000000Z",
     ]
+
+
+def test_lists_without_a_search_of_their_own_take_search(api, anon):
+    """swf-lite's ``?search=``: a substring of any text field (what the pages' search box sends)."""
+    run = create(api, "runs")
+    for name in ("swf.000001.stf", "swf.000002.stf", "calib.000003.stf"):
+        create(api, "stf-files", stf_filename=name, run=run["run_id"])
+    names = [f["stf_filename"] for f in ok(anon.get("/api/stf-files/?search=swf."))]
+    assert names == ["swf.000001.stf", "swf.000002.stf"]
+    assert ok(anon.get("/api/stf-files/?search=CALIB&limit=5"))["count"] == 1  # ASCII case folded
+    assert ok(anon.get("/api/stf-files/?search=nothing-like-it")) == []

@@ -28,6 +28,15 @@ class UTCDateTimeField(pw.DateTimeField):
             return timefmt.to_db(value)
         return value
 
+    def python_value(self, value: Any) -> Any:
+        """The stored text is always ISO (``to_db``): the C parser, not peewee's format guessing (5x)."""
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        return super().python_value(value)
+
 
 class JSONTextField(pw.TextField):
     """Any JSON value stored as text; returned unchanged (no merge on update)."""

@@ -7,6 +7,7 @@ per request costs more than the insert. A stream releases its thread's connectio
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -201,6 +202,14 @@ class Store:
         model = self.model(r)
         row: dict[str, Any] | None = model.select().where(model._meta.primary_key == pk).dicts().first()
         return row
+
+    def per_minute(self, query: Any, time: Any, group: Any = None) -> list[tuple[dt.datetime, Any, int]]:
+        """(minute, group value, rows) over the rows of ``query`` (which may be ordered and limited):
+        counted by the database, so a chart of thousands of rows moves a few hundred tuples."""
+        inner, params = query.select(time.alias("t"), *([group.alias("g")] if group is not None else [])).sql()
+        sql = (f"SELECT {self.dialect.minute('q.t')}, {'q.g' if group is not None else 'NULL'}, COUNT(*) "
+               f"FROM ({inner}) AS q WHERE q.t IS NOT NULL GROUP BY 1, 2")  # fmt: skip
+        return [(dt.datetime.fromisoformat(m), g, n) for m, g, n in self.db.execute_sql(sql, params).fetchall()]
 
     @staticmethod
     def count_by(query: Any, column: Any) -> list[tuple[Any, int]]:

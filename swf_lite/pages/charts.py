@@ -25,6 +25,7 @@ whose first child is ``<title>``, then (classes the page stylesheet may style):
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import html
 import math
@@ -171,12 +172,15 @@ def bucket_counts(
         raise ValueError("width_seconds must be positive")
     width = dt.timedelta(seconds=width_seconds)
     base = _utc(start)
-    indexes = [(_utc(t) - base) // width for t in times]
+    tally = collections.Counter(times)  # repeated times (e.g. per-minute counts expanded) cost one division each
+    indexes = {(_utc(t) - base) // width: 0 for t in tally}
+    for t, k in tally.items():
+        indexes[(_utc(t) - base) // width] += k
     size = n if n is not None else max(indexes, default=-1) + 1
     counts = [0] * size
-    for i in indexes:
+    for i, k in indexes.items():
         if 0 <= i < size:
-            counts[i] += 1
+            counts[i] += k
     return counts
 
 
