@@ -335,3 +335,49 @@ def test_filtered_lists_over_100000_logs_are_fast(server, anon):
     page, seconds = timed("?limit=20&levelname=WARNING")
     assert page["count"] == 20_000 and len(page["results"]) == 20 and seconds < 0.5
     assert page["results"][0]["timestamp"] > page["results"][-1]["timestamp"], "newest first"
+
+
+def test_every_thread_plans_with_fresh_statistics(tmp_path):
+    """Each worker thread has its own SQLite connection, which loads the planner statistics once. After
+    a table grows and is analysed through one connection, the others must reload them: with the
+    statistics of the small table they keep walking the index that used to be selective."""
+    import threading
+
+    from swf_lite.catalog import BY_NAME as CATALOG
+    from swf_lite.db import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'stats.sqlite3'}").open()
+    logs = CATALOG["logs"]
+    cols = "app_name, instance_name, timestamp, level, levelname, message, module, funcname, lineno, process, thread"
+    insert = f'INSERT INTO "logs" ({cols}) VALUES (?, ?, ?, 20, ?, "m", "mod", "fn", 1, 1, 1)'
+    store.connect()
+    with store.db.atomic():  # small: every levelname distinct, one instance -> levelname looks selective
+        store.db.connection().executemany(insert, [("a", "one", f"2026-03-01 10:00:{i:02d}.000000", f"L{i}")
+                                                   for i in range(50)])  # fmt: skip
+    store.analyze_if_grown(logs)
+    plans: list[str] = []
+    go, done = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        store.connect()  # loads the small table's statistics
+        store.db.execute_sql('SELECT count(*) FROM "logs"').fetchall()
+        go.wait(30)
+        store.connect()  # the next request on this thread
+        sql = 'EXPLAIN QUERY PLAN SELECT * FROM "logs" WHERE instance_name = ? AND levelname = ?'
+        plans.append(" ".join(str(row) for row in store.db.execute_sql(sql, ("agent-4", "ERROR")).fetchall()))
+        store.release()
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        levels = ["DEBUG", "INFO", "INFO", "WARNING", "ERROR"]
+        with store.db.atomic():  # large: 5 levelnames, 1,000 instances -> instance_name is the selective one
+            store.db.connection().executemany(insert, [("a", f"agent-{i % 1000}", f"2026-03-02 00:00:00.{i:06d}",
+                                                        levels[i % 5]) for i in range(60_000)])  # fmt: skip
+        store.analyze_if_grown(logs)  # analysed through this thread's connection
+    finally:
+        go.set()
+        thread.join(30)
+    store.close()
+    assert done.is_set() and plans and "applog_instance_name" in plans[0], plans

@@ -49,6 +49,9 @@ class Dialect:
     def analyze(self, db: pw.Database, table: str) -> None:
         """Refresh the planner's statistics of ``table``."""
 
+    def reload_statistics(self, db: pw.Database) -> None:
+        """Make this connection's planner use statistics another connection refreshed."""
+
     def begin_reset(self, db: pw.Database) -> None:
         """Inside the reset transaction, before the tables are emptied."""
 
@@ -106,6 +109,9 @@ class SQLiteDialect(Dialect):
 
     def analyze(self, db: pw.Database, table: str) -> None:
         db.execute_sql(f'ANALYZE "{table}"')
+
+    def reload_statistics(self, db: pw.Database) -> None:
+        db.execute_sql("ANALYZE sqlite_schema")  # reloads sqlite_stat1 without analysing anything
 
     def begin_reset(self, db: pw.Database) -> None:
         db.execute_sql("PRAGMA defer_foreign_keys = ON")

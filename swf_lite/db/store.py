@@ -46,6 +46,10 @@ class Store:
         self._insert_sql = {r.name: self._compile_insert(r) for r in RESOURCES}
         self._threads: set[int] = set()  # threads holding an open connection
         self._threads_lock = threading.Lock()
+        # Each thread's connection loads planner statistics once; after an ANALYZE elsewhere it must
+        # reload them, or it keeps planning with the numbers of a nearly empty table.
+        self._stats_generation = 0
+        self._local = threading.local()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -82,10 +86,15 @@ class Store:
         return added
 
     def connect(self) -> None:
-        """Make sure this thread has its connection (kept open for the thread's life)."""
+        """Make sure this thread has its connection (kept open for the thread's life), planning with
+        the latest statistics."""
         if self.db.connect(reuse_if_open=True):
             with self._threads_lock:
                 self._threads.add(threading.get_ident())
+            self._local.stats = self._stats_generation  # a new connection loads the current ones
+        elif getattr(self._local, "stats", -1) != self._stats_generation:
+            self._local.stats = self._stats_generation
+            self.dialect.reload_statistics(self.db)
 
     def release(self) -> None:
         """Close this thread's connection (before a long stream); the next request reconnects."""
@@ -114,6 +123,8 @@ class Store:
             self._analyzed_at[r.name] = rows
             try:
                 self.dialect.analyze(self.db, r.table)
+                self._stats_generation += 1
+                self._local.stats = self._stats_generation  # this connection has them already
             except pw.OperationalError as exc:  # read-only or long locked: only an optimisation is lost
                 log.warning("could not refresh statistics of %s: %s", r.table, exc)
 
