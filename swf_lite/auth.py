@@ -36,7 +36,8 @@ def _digest(token: str) -> str:
 
 
 def get_or_create_token(store: Store, username: str, is_staff: bool = False) -> str:
-    """The user's token, creating user and token on first use."""
+    """The user's token, creating user and token on first use. ``is_staff`` makes the user staff
+    (an existing one too: the default user is always staff); it never takes the flag away."""
     username = username.strip()
     if not username or len(username) > 150:
         raise ValueError("username must be 1 to 150 characters")
@@ -48,6 +49,8 @@ def get_or_create_token(store: Store, username: str, is_staff: bool = False) -> 
             User.create(username=username, token=token, token_hash=_digest(token), is_staff=is_staff,
                         created_at=timefmt.utcnow())  # fmt: skip
             return token
+        if is_staff and not user.is_staff:
+            User.update(is_staff=True).where(User.username == username).execute()
         return user.token
 
 

@@ -82,7 +82,8 @@ def cmd_token(settings: Settings, args: list[str]) -> int:
         print("usage: python -m swf_lite token <username>", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    print(auth.token_from_url(settings.db_url, args[0]))
+    # the default user (--user, "admin") is the staff user the server prints at start
+    print(auth.token_from_url(settings.db_url, args[0], is_staff=args[0].strip() == settings.user))
     return 0
 
 
@@ -103,16 +104,17 @@ def cmd_env(settings: Settings) -> int:
 
 
 def cmd_serve(settings: Settings) -> int:
-    from swf_lite.server import PortInUse, SwfLiteServer
+    from swf_lite.server import PortInUse, StartupError, SwfLiteServer
 
     server = SwfLiteServer(settings)
     try:
         server.start()
-    except PortInUse as exc:
-        print(f"swf-lite: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:
-        print(f"swf-lite: cannot start: {exc}", file=sys.stderr)
+    except (PortInUse, StartupError, OSError, ValueError) as exc:
+        # one line the user can act on; the traceback only for --log-level DEBUG
+        logging.getLogger("swf_lite").debug("start-up failed", exc_info=True)
+        server.stop()
+        text = str(exc) if isinstance(exc, (PortInUse, StartupError)) else f"cannot start: {exc}"
+        print(f"swf-lite: {' '.join(text.split())}", file=sys.stderr)
         return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class Counter:
@@ -17,6 +20,7 @@ class Counter:
     column: str  # swf_state column holding the last value handed out
     time_column: str
     response_key: str
+    maximum: int = INT64_MAX  # the last value it may hand out (never wraps, never turns into a float)
 
     @property
     def key(self) -> str:
@@ -25,7 +29,8 @@ class Counter:
 
 
 COUNTERS = (
-    Counter("next-run-number", "last_run_number", "last_run_start_time", "run_number"),
+    # runs.run_number is a 32-bit integer: a larger run number would be refused by POST /api/runs/
+    Counter("next-run-number", "last_run_number", "last_run_start_time", "run_number", maximum=INT32_MAX),
     Counter("next-agent-id", "last_agent_id", "last_agent_registration_time", "agent_id"),
     Counter("next-workflow-execution-id", "last_workflow_execution_id", "last_workflow_execution_time", "sequence"),
 )
@@ -46,5 +51,7 @@ def normalize(values: Any) -> dict[str, int]:
             raise ValueError(f"unknown counter {key!r}; use one of {', '.join(BY_KEY)}")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"counter {key!r} needs a positive integer, not {value!r}")
+        if value > counter.maximum:
+            raise ValueError(f"counter {key!r} can hand out at most {counter.maximum}, not {value}")
         out[counter.endpoint] = value
     return out

@@ -33,5 +33,9 @@ class NotFound(DomainError):
         return f"No {self.model} matches the given query." if self.model else "Not found."
 
 
+class Exhausted(DomainError):
+    """A counter has handed out its last value; it never wraps around or repeats."""
+
+
 class Unavailable(DomainError):
     """The store cannot serve the request now (locked, gone, out of connections): retry later."""

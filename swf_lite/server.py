@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
@@ -40,6 +41,10 @@ class QuickHandshakeAdapter(BuiltinSSLAdapter):
         wrapped, env = super().wrap(sock)
         wrapped.settimeout(normal)
         return wrapped, env
+
+
+class StartupError(Exception):
+    """Start-up failed for a reason the user can fix; the message is one line naming the file."""
 
 
 class PortInUse(OSError):
@@ -105,15 +110,30 @@ class SwfLiteServer:
 
     def start(self) -> SwfLiteServer:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.store = Store(s.db_url).open()
-        self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
+        try:
+            s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StartupError(f"{s.data_dir}: cannot create the data dir ({exc.strerror or exc}); "
+                               "choose another with --data-dir") from exc  # fmt: skip
+        db_file = s.db_url.split("sqlite:///", 1)[-1]
+        try:
+            self.store = Store(s.db_url).open()
+            self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
+        except (pw.DatabaseError, OSError) as exc:  # not SQLite, truncated, unreadable, read-only
+            raise StartupError(f"{db_file}: not a usable SQLite database ({exc}); move it away to start "
+                               "afresh, or choose another --data-dir") from exc  # fmt: skip
         self.ctx = Context(s, self.store)
         self.app = Middleware(build_app(self.ctx), self.ctx)
         seeding.load_initial(s, self.ctx.service)  # --demo / --seed
         if s.tls:
             hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
-            self.tls = tls.ensure_certificates(s.data_dir, hosts=hosts, cert=s.cert, key=s.key)
+            try:
+                self.tls = tls.ensure_certificates(s.data_dir, hosts=hosts, cert=s.cert, key=s.key)
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls.cert, self.tls.key)
+            except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
+                where = s.cert or s.data_dir
+                raise StartupError(f"{where}: cannot use the TLS certificate ({exc}); fix --cert/--key, or delete "
+                                   f"the *.pem files in {s.data_dir} to have new ones made") from exc  # fmt: skip
         try:
             self.endpoints.append(self._bind("http", s.http_port, "--http-port"))
             if s.tls:
@@ -189,7 +209,10 @@ class SwfLiteServer:
             if ep.thread:
                 ep.thread.join(timeout=1)
         if self.store:
-            self.store.close()
+            try:
+                self.store.close()
+            except Exception:  # noqa: BLE001 - a broken database must not hide why we stopped
+                log.debug("closing the store failed", exc_info=True)
 
     def _release_streams(self, grace: float = 0.5) -> None:
         """Give streams ``grace`` seconds to end by themselves, then cut the sockets of any that are

@@ -27,7 +27,7 @@ from swf_lite.catalog import BY_NAME, RESOURCES, F, Filter, Resource
 from swf_lite.counters import Counter
 from swf_lite.db import Store, UniqueViolation
 from swf_lite.db.models import SEQ
-from swf_lite.errors import Invalid, NotFound
+from swf_lite.errors import Exhausted, Invalid, NotFound
 from swf_lite.events import Bus, Change
 
 STATE = "persistent-state"  # the counters' name on the change feed (and their page)
@@ -429,7 +429,9 @@ class Service:
     def next_value(self, counter: Counter) -> int:
         """Hand out the next number of ``counter`` (never the same twice, across processes too)."""
         with self.transaction(atomic=False):  # one self-committing UPDATE ... RETURNING
-            value = self.store.next_counter(counter.column, counter.time_column)
+            value = self.store.next_counter(counter.column, counter.time_column, counter.maximum)
+            if value is None:
+                raise Exhausted(f"{counter.endpoint} has handed out its last value ({counter.maximum})")
             self._emit(Change("update", STATE, counter.endpoint, {counter.response_key: value}))
         return value
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from api_helpers import shared_server
+from api_helpers import ok, shared_server
 
 from swf_lite import demo, seeding
 from swf_lite.api.control import mask_url
@@ -332,3 +332,38 @@ def test_demo_agents_help_and_bounds(capsys):
 
 def test_demo_file_is_where_the_package_finds_it():
     assert seeding.demo_path() == Path(__file__).resolve().parent.parent / "data" / "demo.json"
+
+
+def test_counters_stop_at_their_maximum_and_never_repeat(api):
+    """The run number counter stops below what POST /api/runs/ accepts (32-bit); values never wrap or
+    turn into floats, and a value beyond the maximum cannot be set."""
+    top = 2**31 - 1
+    ok(api.post("/_swf_lite/reset/", json={"counters": {"next_run_number": top - 1}}))
+    got = [api.post("/api/state/next-run-number/").json() for _ in range(3)]
+    assert got[0] == {"run_number": top - 1, "status": "success"}
+    assert got[1] == {"run_number": top, "status": "success"}
+    assert got[2]["status"] == "error" and str(top) in got[2]["error"]
+    assert api.post("/api/state/next-run-number/").status_code == 500  # still exhausted, still not repeating
+    assert ok(api.post("/api/runs/", json={"run_number": top, "start_time": "2026-03-31T12:00:00Z"}), 201)
+    refused = api.post("/_swf_lite/reset/", json={"counters": {"next_run_number": top + 1}})
+    assert refused.status_code == 400 and "at most" in refused.json()["counters"][0]
+    big = 2**63 - 1
+    ok(api.post("/_swf_lite/reset/", json={"counters": {"next_agent_id": big}}))
+    assert api.post("/api/state/next-agent-id/").json() == {"agent_id": big, "status": "success"}
+    assert api.post("/api/state/next-agent-id/").json()["status"] == "error"
+
+
+def test_reset_and_seed_need_a_staff_user(server, api):
+    """Any token may write records; only staff may delete or replace everyone's data."""
+    from swf_lite import auth
+
+    server.store.connect()
+    bob = Client(server.http_url, auth.get_or_create_token(server.store, "bob-not-staff"), True)
+    ok(api.post("/api/runs/", json={"run_number": 7, "start_time": "2026-03-31T12:00:00Z"}), 201)
+    for path, body in (("/_swf_lite/reset/", {}), ("/_swf_lite/seed/", {"runs": []})):
+        refused = bob.post(path, json=body)
+        assert refused.status_code == 403
+        assert refused.json() == {"detail": "You do not have permission to perform this action."}
+    assert [r["run_number"] for r in ok(api.get("/api/runs/"))] == [7]  # nothing deleted
+    ok(bob.post("/api/state/next-run-number/"))  # ordinary token work still allowed
+    ok(api.post("/_swf_lite/reset/", json={}))

@@ -33,9 +33,17 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
     """Register the control routes (paths end with ``/``; the middleware adds a missing one)."""
     store, service = ctx.store, ctx.service
 
+    def require_staff() -> str:
+        """Deleting or replacing everyone's data is for staff users (the default user is staff)."""
+        username = require_token(store)
+        who = auth.user(store, username)
+        if who is None or not who.is_staff:
+            raise ApiError(403, "You do not have permission to perform this action.")
+        return username
+
     @app.post(f"{PREFIX}/reset/")
     def reset() -> bottle.HTTPResponse:
-        require_token(store)
+        require_staff()
         body = read_json()
         try:
             wanted = counters.normalize(body.get("counters") or {})
@@ -48,7 +56,7 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
 
     @app.post(f"{PREFIX}/seed/")
     def seed() -> bottle.HTTPResponse:
-        require_token(store)
+        require_staff()
         body = read_json()
         try:
             loaded = seeding.load(service, body)

@@ -15,7 +15,7 @@ from swf_lite import __version__, counters
 from swf_lite.api.http import ApiError, json_response, read_json, require_token
 from swf_lite.catalog import BY_NAME, RESOURCES
 from swf_lite.context import Context
-from swf_lite.errors import Invalid
+from swf_lite.errors import Exhausted, Invalid
 
 log = logging.getLogger("swf_lite.api")
 
@@ -45,6 +45,9 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
             require_token(store)
             try:
                 value = service.next_value(counter)
+            except Exhausted as exc:  # contract: a failure is 500 with error/status; not a crash, no traceback
+                log.error("%s", exc)
+                return json_response({"error": str(exc), "status": "error"}, 500)
             except Exception as exc:  # noqa: BLE001 - contract: 500 with error/status
                 log.exception("counter %s failed", counter.endpoint)
                 return json_response({"error": str(exc), "status": "error"}, 500)

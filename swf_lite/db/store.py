@@ -262,14 +262,15 @@ class Store:
 
     # -- counters ------------------------------------------------------------------------------
 
-    def next_counter(self, column: str, time_column: str) -> int:
+    def next_counter(self, column: str, time_column: str, maximum: int) -> int | None:
         """Add one to a counter column of the state row and return the new value: one statement,
-        atomic across threads and processes, no read-then-write window."""
+        atomic across threads and processes, no read-then-write window. None once the counter has
+        reached ``maximum`` (it is left there: nothing wraps, nothing overflows into a float)."""
         p = self.dialect.placeholder
         sql = (f'UPDATE "swf_state" SET "{column}" = "{column}" + 1, "{time_column}" = {p} '
-               f'WHERE "id" = 1 RETURNING "{column}"')  # fmt: skip
-        rows = self.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()),)).fetchall()  # consume: it completes
-        return int(rows[0][0])
+               f'WHERE "id" = 1 AND "{column}" < {p} RETURNING "{column}"')  # fmt: skip
+        rows = self.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()), maximum)).fetchall()  # consume it
+        return int(rows[0][0]) if rows else None
 
     def state(self) -> dict[str, Any]:
         """The counters row (last values handed out and when)."""
