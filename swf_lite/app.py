@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -17,7 +19,7 @@ from typing import Any
 import bottle
 
 from swf_lite.api import control, resources, schema, special, stream
-from swf_lite.api.http import dumps, json_errors
+from swf_lite.api.http import dumps, json_errors, store_unavailable
 from swf_lite.context import Context
 from swf_lite.pages import admin, views
 from swf_lite.pages.render import SECURITY_HEADERS, TEMPLATE
@@ -69,9 +71,35 @@ def _error_page(err: bottle.HTTPError) -> bytes:
     return TEMPLATE.render("message", title=err.status_line, here="", text=text).encode()
 
 
+class ClientError(Exception):
+    """A request the middleware refuses before any route sees it (status line, JSON detail or body)."""
+
+    def __init__(self, status: str, body: dict[str, Any]):
+        super().__init__(status, body)
+        self.status = status
+        self.body = body
+
+
+def printable(text: str) -> str:
+    """``text`` safe for one log line: control and other non-printable characters (CR, LF, ESC, the
+    Unicode line separators) become escapes, so a URL cannot forge or colour log lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def wsgi_text(value: str) -> str | None:
+    """A WSGI environ string (bytes carried as latin-1) as UTF-8 text; None if the bytes are not UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
 class Middleware:
-    """Path normalisation (JSON paths only: a file under ``/static/`` keeps its name), body size limit,
-    per-thread DB connection and the access log."""
+    """Path normalisation (JSON paths only: a file under ``/static/`` keeps its name), encoding checks of
+    the path, query and headers, the body (size limit, read in full here), per-thread DB connection,
+    the access log — and the last line of defence: whatever fails outside a route answers JSON."""
 
     def __init__(self, app: Callable[..., Any], ctx: Context):
         self.app = app
@@ -80,30 +108,139 @@ class Middleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         path = environ.get("PATH_INFO") or "/"
-        if not path.endswith("/") and is_json_path(path):
-            environ["PATH_INFO"] = path = path + "/"  # served directly: API clients treat 3xx as errors
-        elif not path.endswith("/") and not path.startswith("/static/"):
-            return self._redirect(environ, start_response, path + "/")  # a page: browsers follow
+        wire = environ.get("wsgi.input")  # cheroot's reader: _handle replaces it with the body read
         status_holder: list[str] = []
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             status_holder.append(status)
             return start_response(status, headers, exc_info)
 
-        if self._body_fits(environ):
-            self.ctx.store.connect()
-            result: Any = self.app(environ, recording_start_response)
-        else:
-            limit = self.ctx.settings.max_body
-            body = dumps({"detail": f"Request body is larger than the limit of {limit} bytes."})
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            recording_start_response("413 Payload Too Large", [*headers, ("Connection", "close")])
-            result = [body]
+        try:
+            result = self._handle(environ, recording_start_response)
+        except ClientError as exc:
+            _stop_reading(wire, start_response)
+            result = self._json(recording_start_response, exc.status, exc.body, close=True)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never an empty body or a traceback
+            if store_unavailable(exc):
+                logging.getLogger("swf_lite.api").warning("database unavailable: %s", exc)
+                body = {"detail": "Service temporarily unavailable: the database cannot be used now."}
+                result = self._json(recording_start_response, "503 Service Unavailable", body, retry=True)
+            else:
+                logging.getLogger("swf_lite.api").exception("unexpected failure outside a route")
+                _stop_reading(wire, start_response)
+                body = {"detail": f"Internal server error: {type(exc).__name__}"}
+                result = self._json(recording_start_response, "500 Internal Server Error", body, close=True)
         if access_log.isEnabledFor(logging.INFO):
             elapsed = (time.perf_counter() - started) * 1000
-            status = status_holder[0].split(" ", 1)[0] if status_holder else "-"
-            access_log.info("%s %s %s %.1fms", environ.get("REQUEST_METHOD"), path, status, elapsed)
+            status = status_holder[-1].split(" ", 1)[0] if status_holder else "-"
+            method = printable(str(environ.get("REQUEST_METHOD")))
+            shown = printable(wsgi_text(path) or path.encode("latin-1", "replace").decode("utf-8", "backslashreplace"))
+            access_log.info("%s %s %s %.1fms", method, shown, status, elapsed)
         return result
+
+    def _handle(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        self._check_encoding(environ, path)
+        if not path.endswith("/") and is_json_path(path):
+            environ["PATH_INFO"] = path = path + "/"  # served directly: API clients treat 3xx as errors
+        elif not path.endswith("/") and not path.startswith("/static/"):
+            return self._redirect(environ, start_response, path + "/")  # a page: browsers follow
+        if not self._read_body(environ):
+            limit = self.ctx.settings.max_body
+            raise ClientError(
+                "413 Payload Too Large", {"detail": f"Request body is larger than the limit of {limit} bytes."}
+            )
+        self.ctx.store.connect()
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _json(start_response: Callable[..., Any], status: str, obj: Any, close: bool = False,
+              retry: bool = False) -> Iterable[bytes]:  # fmt: skip
+        body = dumps(obj)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if close:  # the rest of what the client sent cannot be trusted to start a request
+            headers.append(("Connection", "close"))
+        if retry:
+            headers.append(("Retry-After", "1"))
+        start_response(status, headers, sys.exc_info() if sys.exc_info()[0] else None)
+        return [body]
+
+    @staticmethod
+    def _check_encoding(environ: dict[str, Any], path: str) -> None:
+        """Path, query and header values must be UTF-8: a filter that cannot be read is refused, never
+        silently dropped (bottle's ``getunicode`` would return None)."""
+        if wsgi_text(path) is None:
+            raise ClientError("400 Bad Request", {"detail": "The request path is not valid UTF-8."})
+        query = environ.get("QUERY_STRING") or ""
+        for pair in query.replace(";", "&").split("&"):
+            if not pair:
+                continue
+            raw_name, _, raw_value = pair.partition("=")
+            try:
+                name = _unquote(raw_name)
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                raise ClientError("400 Bad Request", {"detail": "A query parameter name is not valid UTF-8."}) from None
+            try:
+                _unquote(raw_value)
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                raise ClientError("400 Bad Request", {name: ["The value is not valid UTF-8."]}) from None
+        for key, value in environ.items():
+            if (key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")) and isinstance(value, str):
+                if wsgi_text(value) is None:
+                    header = key.removeprefix("HTTP_").replace("_", "-").title()
+                    raise ClientError("400 Bad Request", {"detail": f"The {header} header is not valid UTF-8."})
+
+    def _read_body(self, environ: dict[str, Any]) -> bool:
+        """Enforce the body limit and read the body here, in full: a body shorter than its
+        Content-Length, a stalled client or bad chunked encoding is answered here (400/408) instead of
+        reaching a route half read. A chunked body (cheroot de-chunks it) is handed on as a sized body:
+        bottle would try to de-chunk again. False if the body is over the limit."""
+        limit = self.ctx.settings.max_body
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if length.isdigit() and not chunked:
+            expected = int(length)
+            if expected > limit:
+                return False
+            if expected == 0:
+                return True
+            data = self._read(environ, expected)
+            if len(data) < expected:
+                detail = (
+                    f"The request body ended after {len(data)} of the {expected} bytes its Content-Length announced."
+                )
+                raise ClientError("400 Bad Request", {"detail": detail})
+        elif chunked:
+            data = self._read(environ, limit + 1)
+            if len(data) > limit:
+                return False
+            del environ["HTTP_TRANSFER_ENCODING"]
+        else:
+            return True
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        return True
+
+    @staticmethod
+    def _read(environ: dict[str, Any], size: int) -> bytes:
+        """Up to ``size`` body bytes (fewer if the client stops sending)."""
+        stream = environ["wsgi.input"]
+        parts: list[bytes] = []
+        got = 0
+        try:
+            while got < size:
+                part = stream.read(min(size - got, 64 * 1024))
+                if not part:
+                    break
+                parts.append(part)
+                got += len(part)
+        except (socket.timeout, TimeoutError):
+            raise ClientError("408 Request Timeout", {"detail": "The request body did not arrive in time."}) from None
+        except ValueError as exc:  # cheroot's chunked reader: bad chunk size or framing
+            raise ClientError("400 Bad Request", {"detail": f"Malformed chunked request body: {exc}"}) from None
+        except OSError as exc:
+            raise ClientError("400 Bad Request", {"detail": f"The request body could not be read: {exc}"}) from None
+        return b"".join(parts)
 
     @staticmethod
     def _redirect(environ: dict[str, Any], start_response: Callable[..., Any], path: str) -> Iterable[bytes]:
@@ -112,19 +249,39 @@ class Middleware:
         start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
         return [b""]
 
-    def _body_fits(self, environ: dict[str, Any]) -> bool:
-        """Enforce the body limit. A chunked body (cheroot has already de-chunked it) is read here,
-        at most limit + 1 bytes, and handed on as a sized body: bottle would try to de-chunk again."""
-        limit = self.ctx.settings.max_body
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length.isdigit():
-            return int(length) <= limit
-        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return True
-        data = environ["wsgi.input"].read(limit + 1)
-        if len(data) > limit:
-            return False
-        environ["wsgi.input"] = io.BytesIO(data)
-        environ["CONTENT_LENGTH"] = str(len(data))
-        del environ["HTTP_TRANSFER_ENCODING"]
-        return True
+
+def _unquote(raw: str) -> str:
+    """One query name or value, percent-decoded strictly as UTF-8 (``+`` is a space)."""
+    return urllib.parse.unquote_to_bytes(raw.replace("+", " ").encode("latin-1")).decode("utf-8")
+
+
+def _stop_reading(stream: Any, start_response: Callable[..., Any]) -> None:
+    """After a refused request, read nothing more of this connection: cheroot would first drain the
+    rest of a sized body and then parse whatever follows a broken body (or read a timed-out socket)
+    as the next request — a ``Connection: close`` header from the app stops neither. So the body
+    reader is marked done, and cheroot's request (the gateway behind ``start_response``, under any
+    wrappers) is told to close the connection after this response."""
+    if isinstance(getattr(stream, "remaining", None), int):
+        stream.remaining = 0
+    req = _cheroot_request(start_response)
+    if req is not None:
+        req.close_connection = True
+
+
+def _cheroot_request(start_response: Callable[..., Any], depth: int = 4) -> Any:
+    """cheroot's HTTPRequest behind ``start_response`` (a gateway's bound method, maybe wrapped in
+    closures by outer WSGI layers), or None."""
+    req = getattr(getattr(start_response, "__self__", None), "req", None)
+    if hasattr(req, "close_connection"):
+        return req
+    if depth > 0:
+        for cell in getattr(start_response, "__closure__", None) or ():
+            try:
+                inner = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(inner):
+                found = _cheroot_request(inner, depth - 1)
+                if found is not None:
+                    return found
+    return None

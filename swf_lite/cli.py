@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from swf_lite import __version__
-from swf_lite.config import ENV_PREFIX, Settings
+from swf_lite.config import ENV_PREFIX, Settings, mask_url
 
 if TYPE_CHECKING:  # imported where used: the server pulls in the whole stack
     from swf_lite.server import SwfLiteServer
@@ -137,7 +137,7 @@ def print_banner(server: SwfLiteServer) -> None:
         lines = [
             f"swf-lite {__version__}",
             f"  data dir   {s.data_dir}",
-            f"  database   {s.db_url}",
+            f"  database   {mask_url(s.db_url)}",
             f"  http       {server.http_url}",
         ]
         if server.https_url:

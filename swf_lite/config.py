@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 ENV_PREFIX = "SWF_LITE_"
 DB_FILE = "swf-lite.sqlite3"  # the default SQLite file inside the data dir
@@ -50,6 +51,7 @@ class Settings:
     """All settings with their defaults. ``help`` metadata feeds the CLI."""
 
     host: str = field(default="127.0.0.1", metadata={"help": "address both servers bind"})
+    allowed_hosts: str = field(default="", metadata={"help": "more Host names to answer (comma list; * = any)"})
     http_port: int = field(default=8002, metadata={"help": "plain HTTP port (0 = pick a free one)"})
     https_port: int = field(default=8443, metadata={"help": "HTTPS port (0 = pick a free one)"})
     tls: bool = field(default=True, metadata={"help": "serve HTTPS too"})
@@ -107,6 +109,11 @@ class Settings:
         return zoneinfo.ZoneInfo(self.time_zone)
 
     @property
+    def allowed_host_list(self) -> list[str]:
+        """``allowed_hosts`` as lower-case names, empty entries dropped."""
+        return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
+
+    @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{self.data_dir / DB_FILE}"
 
@@ -147,3 +154,45 @@ def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:
     except (TypeError, ValueError):
         raise ValueError(f"{f.name}: {value!r} is not a valid {kind.split()[0]}") from None
     return value
+
+
+MASK = "***"
+SECRET_PARAMS = ("password", "passwd", "pwd")  # query parameters peewee passes to the driver
+
+
+def mask_url(url: str) -> str:
+    """A database URL fit to print: the password (and a ``?password=`` parameter) becomes ``***``,
+    the user name stays. ``postgresql://u:s@cr:et@h/db`` -> ``postgresql://u:***@h/db``.
+
+    ``urlsplit`` finds the authority and its user info ends at the authority's last ``@`` (a host
+    never holds one). A raw ``/``, ``?``, ``#`` or ``[`` in the password cuts the authority short
+    (the URL is not valid then): if an ``@`` follows the authority, the user info is taken to end
+    at the URL's last ``@`` instead, hiding too much rather than leaking."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or rest.startswith("/"):  # no authority (sqlite:////path): no credentials
+        return _mask_query(url)
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # e.g. an unbalanced "[" in the password
+        netloc = ""
+    if netloc and rest.startswith(netloc) and "@" not in rest[len(netloc) :]:
+        userinfo, at, host = netloc.rpartition("@")
+        tail = host + rest[len(netloc) :]
+    else:
+        userinfo, at, tail = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not (at and colon):  # no password
+        return _mask_query(url)
+    return _mask_query(f"{scheme}://{user}:{MASK}@{tail}")
+
+
+def _mask_query(url: str) -> str:
+    base, q, query = url.partition("?")
+    if not q:
+        return url
+    query, hash_, fragment = query.partition("#")
+    params = []
+    for param in query.split("&"):
+        key, eq, _ = param.partition("=")
+        params.append(f"{key}={MASK}" if eq and unquote(key).strip().lower() in SECRET_PARAMS else param)
+    return f"{base}?{'&'.join(params)}{hash_}{fragment}"

@@ -23,9 +23,10 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from swf_lite import auth, seeding, tls
 from swf_lite.app import Middleware, build_app
 from swf_lite.clientenv import client_env, url_host
-from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings
+from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, mask_url
 from swf_lite.context import Context
 from swf_lite.db import Store
+from swf_lite.hosts import HostCheck
 
 log = logging.getLogger("swf_lite.server")
 
@@ -115,7 +116,7 @@ class SwfLiteServer:
         except OSError as exc:
             raise StartupError(f"{s.data_dir}: cannot create the data dir ({exc.strerror or exc}); "
                                "choose another with --data-dir") from exc  # fmt: skip
-        db_file = s.db_url.split("sqlite:///", 1)[-1]
+        db_file = mask_url(s.db_url.split("sqlite:///", 1)[-1])
         try:
             self.store = Store(s.db_url).open()
             self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
@@ -124,6 +125,7 @@ class SwfLiteServer:
                                "afresh, or choose another --data-dir") from exc  # fmt: skip
         self.ctx = Context(s, self.store)
         self.app = Middleware(build_app(self.ctx), self.ctx)
+        self.wsgi_app = HostCheck.for_settings(self.app, s)  # what the sockets serve (DNS-rebinding guard)
         seeding.load_initial(s, self.ctx.service)  # --demo / --seed
         if s.tls:
             hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
@@ -149,7 +151,8 @@ class SwfLiteServer:
 
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
-        server = wsgi.Server((s.host, port), self.app, numthreads=s.threads + s.sse_max_clients + s.sse_page_clients,
+        threads = s.threads + s.sse_max_clients + s.sse_page_clients
+        server = wsgi.Server((s.host, port), self.wsgi_app, numthreads=threads,
                              server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
         server.error_log = _cheroot_log  # type: ignore[method-assign]  # cheroot's hook: into logging, not stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413

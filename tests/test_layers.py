@@ -26,7 +26,7 @@ LAYERS = {
     # doors
     "swf_lite.api": 8, "swf_lite.api.http": 8,
     "swf_lite.api.resources": 9, "swf_lite.api.special": 9, "swf_lite.api.stream": 9, "swf_lite.api.schema": 9,
-    "swf_lite.api.control": 9, "swf_lite.app": 10,
+    "swf_lite.api.control": 9, "swf_lite.app": 10, "swf_lite.hosts": 10,
     "swf_lite.pages": 8, "swf_lite.pages.charts": 1, "swf_lite.pages.site": 1, "swf_lite.pages.render": 8.5,
     "swf_lite.pages.views": 9, "swf_lite.pages.admin": 9.5,
     # processes and tools

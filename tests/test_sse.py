@@ -416,7 +416,7 @@ def open_lazy_reader(srv) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(5)
     sock.connect(("127.0.0.1", int(srv.http_url.rsplit(":", 1)[1])))
-    sock.sendall(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: Token {srv.token}\r\n\r\n".encode())
+    sock.sendall(f"GET {STREAM} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Token {srv.token}\r\n\r\n".encode())
     received = b""
     while b"event: connected" not in received:  # headers and first frame may come in two reads
         chunk = sock.recv(4096)

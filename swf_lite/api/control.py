@@ -14,7 +14,6 @@ curl without ``-X POST`` should get a reason, not a bare 405).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,10 +22,11 @@ import bottle
 
 from swf_lite import __version__, auth, counters, seeding
 from swf_lite.api.http import ApiError, json_response, read_json, require_token
-from swf_lite.config import Settings
+from swf_lite.config import Settings, mask_url
 from swf_lite.context import Context
 
 PREFIX = "/_swf_lite"
+__all__ = ["PREFIX", "mask_url", "mount", "public_settings"]  # mask_url lives in swf_lite.config
 
 
 def mount(app: bottle.Bottle, ctx: Context) -> None:
@@ -100,8 +100,3 @@ def public_settings(settings: Settings) -> dict[str, Any]:
     out["db"] = mask_url(out.get("db") or "")
     out["db_url"] = mask_url(settings.db_url)
     return out
-
-
-def mask_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
-    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", url)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import bottle
+import peewee as pw
 
 from swf_lite import auth
 from swf_lite.db import Store
@@ -24,7 +26,8 @@ def dumps(obj: Any) -> bytes:
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> bottle.HTTPResponse:
     body = dumps(obj)
-    hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    # nosniff: a browser never takes JSON (which may echo input) for HTML or script
+    hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body)), "X-Content-Type-Options": "nosniff"}
     hdrs.update(headers or {})
     return bottle.HTTPResponse(body=body, status=status, headers=hdrs)
 
@@ -48,13 +51,14 @@ def read_json() -> dict[str, Any]:
     ctype = (request.content_type or "").split(";")[0].strip().lower()
     raw = request.body.read()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return {k: request.forms.getunicode(k) for k in request.forms}
+        return _form_fields(request.forms)
     if not raw.strip():
         return {}
     if ctype != "application/json" and not ctype.endswith("+json") and ctype:
         raise ApiError(415, f'Unsupported media type "{ctype}" in request.')
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        # strictly UTF-8 (like DRF): json.loads(bytes) would also guess UTF-16/32 and skip a BOM
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except RecursionError:
         raise ApiError(400, "JSON parse error - nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -62,7 +66,47 @@ def read_json() -> dict[str, Any]:
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ApiError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {got}."]})
+    for key, value in data.items():  # "\ud800" parses, but no UTF-8 database can store it
+        if not _storable(key):
+            raise ApiError(400, "JSON parse error - a key holds a lone surrogate, which is not valid Unicode")
+        if not _storable(value):
+            raise ApiError(400, {key: ["Contains a lone surrogate (such as \\ud800), which is not valid Unicode."]})
     return data
+
+
+def _storable(value: Any) -> bool:
+    """Whether every string in ``value`` (nested JSON too) is valid Unicode (no lone surrogates).
+    Iterative: nesting depth is bounded by the JSON parser, but a stack costs nothing here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
+
+
+def _form_fields(forms: bottle.FormsDict) -> dict[str, Any]:
+    """A form body's fields decoded strictly as UTF-8: an undecodable value is a 400, never a null."""
+    fields: dict[str, Any] = {}
+    for raw_key in forms:
+        try:
+            key = raw_key.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            raise ApiError(400, "Form parse error - a field name is not valid UTF-8") from None
+        value = forms.get(raw_key)
+        try:
+            fields[key] = value.encode("latin-1").decode("utf-8") if isinstance(value, str) else value
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            raise ApiError(400, {key: ["The value is not valid UTF-8."]}) from None
+    return fields
 
 
 def _reject_constant(name: str) -> Any:
@@ -76,6 +120,17 @@ def require_token(store: Store) -> str:
         return auth.authenticate(store, bottle.request.get_header("Authorization"))
     except auth.AuthFailed as exc:
         raise ApiError(401, exc.detail, {"WWW-Authenticate": "Token"}) from None
+
+
+_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "database or disk is full",
+                "database is closed")  # fmt: skip
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database refusing to serve now (not a bug in a statement)."""
+    if not isinstance(exc, (sqlite3.OperationalError, sqlite3.InterfaceError, pw.OperationalError, pw.InterfaceError)):
+        return False
+    return any(marker in str(exc).lower() for marker in _UNAVAILABLE)
 
 
 def json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,6 +152,10 @@ def json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             return json_response({"detail": str(exc) or "Service temporarily unavailable."}, 503,
                                  {"Retry-After": "1"})  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - the last line of defence, logged with traceback
+            if store_unavailable(exc):  # locked, gone, unreadable: the client may retry
+                log.warning("database unavailable in %s %s: %s", bottle.request.method, bottle.request.path, exc)
+                return json_response({"detail": "Service temporarily unavailable: the database cannot be used now."},
+                                     503, {"Retry-After": "1"})  # fmt: skip
             log.exception("unexpected failure in %s %s", bottle.request.method, bottle.request.path)
             return json_response({"detail": f"Internal server error: {type(exc).__name__}"}, 500)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import bottle
 
-from swf_lite.api.http import json_response, read_json, require_token
+from swf_lite.api.http import ApiError, json_response, read_json, require_token
 from swf_lite.catalog import RESOURCES, Resource
 from swf_lite.context import Context
 
@@ -52,15 +52,15 @@ class ResourceAPI:
 
     def list(self, r: Resource) -> bottle.HTTPResponse:
         query = bottle.request.query
-        params = {flt.param: query.getunicode(flt.param) for flt in r.filters if flt.param in query}
-        ordering = query.getunicode("ordering") or ""
+        params = {flt.param: query_text(query, flt.param) or "" for flt in r.filters if flt.param in query}
+        ordering = query_text(query, "ordering") or ""
         # a text search over every text field where the catalog declares none of its own
-        search = "" if any(flt.op == "search" for flt in r.filters) else query.getunicode("search") or ""
-        limit = query.getunicode("limit")
+        search = "" if any(flt.op == "search" for flt in r.filters) else query_text(query, "search") or ""
+        limit = query_text(query, "limit")
         if limit is None:
             return json_response(self.service.list(r, params, ordering=ordering, search=search).rows)
         limit_n = non_negative(limit, default=100) or 100
-        offset_n = non_negative(query.getunicode("offset"), default=0)
+        offset_n = non_negative(query_text(query, "offset"), default=0)
         page = self.service.list(r, params, ordering=ordering, limit=limit_n, offset=offset_n, search=search)
         count = page.count or 0
         url = bottle.request.url
@@ -87,12 +87,33 @@ class ResourceAPI:
         return bottle.HTTPResponse(status=204)
 
 
-def non_negative(raw: str | None, default: int) -> int:
-    """A limit/offset parameter: bad values take the default, huge ones stop at SQL's 64-bit range."""
+MAX_INT = 2**62  # inside SQL's 64-bit range, with room for offset + limit
+
+
+def query_text(query: bottle.FormsDict, name: str) -> str | None:
+    """The last value of query parameter ``name`` (None if absent), decoded strictly as UTF-8: a value
+    that is not UTF-8 is a 400, never a silently dropped filter (bottle's ``getunicode`` gives None)."""
+    if name not in query:
+        return None
     try:
-        return min(max(int(raw), 0), 2**62) if raw else default
-    except ValueError:
+        return str(query.get(name)).encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ApiError(400, {name: ["The value is not valid UTF-8."]}) from None
+
+
+def non_negative(raw: str | None, default: int, maximum: int = MAX_INT) -> int:
+    """A numeric parameter (limit, offset, turns): bad values take the default, negative ones 0, huge
+    ones stop at ``maximum`` — decided from the digits, never by converting a 10,000-digit number."""
+    raw = (raw or "").strip()
+    if not raw:
         return default
+    digits = raw.lstrip("+")
+    if digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit():
+        return 0
+    if not (digits.isascii() and digits.isdigit()):  # "1.5", "x", "²" (isdigit alone accepts it)
+        return default
+    digits = digits.lstrip("0") or "0"
+    return maximum if len(digits) > len(str(maximum)) else min(int(digits), maximum)
 
 
 def with_query(url: str, **updates: Any) -> str:

@@ -21,6 +21,7 @@ log = logging.getLogger("swf_lite.api")
 
 MEMORY = BY_NAME["ai-memory"]
 DEFAULT_TURNS = 20
+MAX_TURNS = 10_000  # a bound: turns=10**30 must not ask for (or allocate) that many rows
 REQUIRED = ["This field is required."]
 PEEWEE_VERSION: str = pw.__version__  # type: ignore[attr-defined]  # peewee's bundled stubs omit it
 
@@ -103,6 +104,8 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
     def ai_memory_list() -> bottle.HTTPResponse:
         q = bottle.request.query
         params = {key: q.getunicode(key) or "" for key in ("username", "namespace", "session_id")}
-        turns = q.getunicode("turns") or ""
-        items = service.recent_memory(params, int(turns) if turns.isdigit() else DEFAULT_TURNS)
+        turns = (q.getunicode("turns") or "").strip()  # the middleware has refused a value that is not UTF-8
+        digits = turns.isascii() and turns.isdigit()  # isdigit() alone accepts "²", which int() refuses
+        n = (min(int(turns), MAX_TURNS) if len(turns) <= 9 else MAX_TURNS) if digits else DEFAULT_TURNS
+        items = service.recent_memory(params, n)
         return json_response({"items": items})
