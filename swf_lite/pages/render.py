@@ -83,25 +83,21 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=None)
 
 
-def age(seconds: float) -> str:
-    """``3 s ago`` style (the script keeps it ticking)."""
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s} s ago"
-    if s < 3600:
-        return f"{s // 60} min ago"
-    if s < 86400:
-        return f"{s // 3600} h ago"
-    return f"{s // 86400} d ago"
-
-
-def duration(seconds: float) -> str:
+def duration(seconds: float, coarse: bool = False) -> str:
+    """``1 h 5 min`` (``coarse``: the largest unit only, ``1 h``; days from 24 h on)."""
     s = int(max(seconds, 0))
     if s < 60:
         return f"{s} s"
     if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    return f"{s // 3600} h {s % 3600 // 60} min"
+        return f"{s // 60} min" + ("" if coarse else f" {s % 60} s")
+    if s < 86400 or not coarse:
+        return f"{s // 3600} h" + ("" if coarse else f" {s % 3600 // 60} min")
+    return f"{s // 86400} d"
+
+
+def age(seconds: float) -> str:
+    """``3 s ago`` style (the script keeps it ticking with the same units)."""
+    return duration(seconds, coarse=True) + " ago"
 
 
 def time_html(value: str | None, now: dt.datetime) -> str:
