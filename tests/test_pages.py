@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+from api_helpers import shared_server
 
 from swf_lite import auth, seeding
 from swf_lite.catalog import BY_NAME
 from swf_lite.pages.site import PAGES, Page
 from swf_lite.server import SwfLiteServer
-
-from conftest import make_settings
 
 EVIL_SCRIPT = "<script>alert(1)</script>"
 EVIL_ATTR = '"><img src=x onerror=alert(1)>'
@@ -39,17 +38,7 @@ INVALID = (200, 400)  # a form shown again with its errors (Django's admin answe
 # -- server and clients ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory):
-    srv = SwfLiteServer(make_settings(tmp_path_factory.mktemp("pages"))).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def server(module_server):
-    module_server.ctx.reset()
-    return module_server
+module_server, server = shared_server()
 
 
 @pytest.fixture
