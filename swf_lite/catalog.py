@@ -88,6 +88,11 @@ def ro(name: str, kind: str = "datetime", auto: str = "created") -> F:
     return F(name, kind, null=True, read_only=True, auto=auto)
 
 
+def auto_pk(name: str) -> F:
+    """An integer primary key the database assigns (never reused)."""
+    return F(name, "int", read_only=True)
+
+
 def uuid_pk(name: str) -> F:
     """A UUID primary key the server generates on insert."""
     return F(name, "uuid", read_only=True, auto="uuid")
@@ -166,7 +171,7 @@ def eq(*params: str) -> tuple[Filter, ...]:
     return tuple(Filter(p, p) for p in params)
 
 
-AUTO_ID = F("id", "int", read_only=True)
+AUTO_ID = auto_pk("id")
 
 RESOURCES: tuple[Resource, ...] = (
     Resource(
@@ -224,7 +229,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="Python logging records posted by agents (no token needed).",
     ),
     Resource(
-        name="runs", model="Run", pk=F("run_id", "int", read_only=True),
+        name="runs", model="Run", pk=auto_pk("run_id"),
         fields=(
             req("run_number", "int", unique=True),
             req("start_time", "datetime"),
@@ -346,7 +351,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="Fast-processing state per run; counters are plain values.",
     ),
     Resource(
-        name="system-state-events", model="SystemStateEvent", pk=F("event_id", "int", read_only=True),
+        name="system-state-events", model="SystemStateEvent", pk=auto_pk("event_id"),
         fields=(
             req("timestamp", "datetime"),
             req("run_number", "int"),
@@ -475,7 +480,7 @@ RESOURCES: tuple[Resource, ...] = (
         description="Executions of workflow definitions.",
     ),
     Resource(
-        name="subscribers", model="Subscriber", pk=F("subscriber_id", "int", read_only=True),
+        name="subscribers", model="Subscriber", pk=auto_pk("subscriber_id"),
         fields=(
             req("subscriber_name", "str", max_length=255, unique=True),
             opt("fraction", "float"),
