@@ -59,6 +59,12 @@ class Browser:
         self.verify = verify
         self.session = requests.Session()
 
+    def __enter__(self) -> Browser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.session.get(self.base + path, allow_redirects=False, timeout=20, verify=self.verify, **kw)
 
@@ -351,8 +357,7 @@ def add_evil(server: SwfLiteServer) -> dict[str, Any]:
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_every_page_is_html_with_the_security_headers(demo, scheme):
-    b = browser(demo, scheme)
-    try:
+    with browser(demo, scheme) as b:
         paths = every_page(demo)
         assert len(paths) == 6 + 4 * len(PAGES)
         for path in paths:
@@ -360,8 +365,6 @@ def test_every_page_is_html_with_the_security_headers(demo, scheme):
             if "fragment=" not in path:
                 assert text.lstrip().lower().startswith("<!doctype html>"), path
                 assert [a.get("src") for a in Doc(text).attrs("script")] == ["/static/app.js"], path
-    finally:
-        b.close()
 
 
 def test_lists_and_details_show_the_data(demo, web):
@@ -501,8 +504,7 @@ def test_stored_markup_is_escaped_in_the_admin(server):
     made = add_evil(server)
     evil_user = f"u{EVIL_ATTR}"
     auth.get_or_create_token(server.store, evil_user)
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         pages = [
             f"/admin/logs/{made['log']['id']}/",
             f"/admin/systemagents/{made['agent']['id']}/",
@@ -517,8 +519,6 @@ def test_stored_markup_is_escaped_in_the_admin(server):
             for raw in RAW:
                 assert raw not in text, (path, raw)
             assert any(e in text for e in ESCAPED), path
-    finally:
-        b.close()
 
 
 # -- lists against the API -------------------------------------------------------------------------
@@ -703,27 +703,21 @@ def test_no_token_in_any_page_for_anonymous_users(demo, web):
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_signed_in_staff_user_sees_the_export_lines_with_the_token(server, scheme):
-    b = signed_in(server, scheme=scheme)
-    try:
+    with signed_in(server, scheme=scheme) as b:
         text = assert_html(b.get("/"))
         lines = re.search(r'<pre class="env">(.*?)</pre>', text, re.S).group(1).splitlines()
         # the start-up banner's lines, whichever port the browser used: the real (port 0 resolved) URLs
         assert lines == [f"export {k}={v}" for k, v in server.client_env().items()]
         assert f"export SWF_API_TOKEN={server.token}" in lines
         assert f"export REQUESTS_CA_BUNDLE={server.ca_bundle}" in lines
-    finally:
-        b.close()
     assert server.token not in requests.get(server.http_url + "/", timeout=10).text  # still not for others
 
 
 def test_the_export_lines_name_the_real_http_port(server):
-    b = signed_in(server, scheme="https")
-    try:
+    with signed_in(server, scheme="https") as b:
         text = assert_html(b.get("/"))
         lines = re.search(r'<pre class="env">(.*?)</pre>', text, re.S).group(1).splitlines()
         assert f"export SWF_MONITOR_HTTP_URL={server.http_url}" in lines
-    finally:
-        b.close()
 
 
 # -- the admin: sign-in and sessions ---------------------------------------------------------------
@@ -795,8 +789,7 @@ def test_anonymous_posts_change_nothing(server, web):
 
 def test_sign_in_sets_a_strict_session_cookie(server):
     for scheme in ("http", "https"):
-        b = browser(server, scheme)
-        try:
+        with browser(server, scheme) as b:
             form = b.get("/admin/login/")
             login_cookie = set_cookies(form)["swf_lite_login"]
             assert "httponly" in login_cookie and login_cookie["samesite"].lower() == "strict"
@@ -813,8 +806,6 @@ def test_sign_in_sets_a_strict_session_cookie(server):
             assert cookies["swf_lite_login"]["value"] in ('""', "")  # the login form's token is spent
             assert server.token not in session["value"]
             assert_html(b.get("/admin/"))
-        finally:
-            b.close()
 
 
 def test_sign_in_refusals(server, web):
@@ -849,22 +840,18 @@ def test_sign_in_refusals(server, web):
 def test_a_user_who_loses_the_staff_flag_is_refused(server):
     user, token = new_user(server)
     token_api(server, "POST", "/api/runs/", json={"run_number": 5, "start_time": "2026-03-31T12:00:00Z"})
-    b = signed_in(server, user, token)
-    try:
+    with signed_in(server, user, token) as b:
         csrf = csrf_of(b)
         auth.set_staff(server.store, user, False)
         text = assert_html(b.get("/admin/"), 403)
         assert "Staff only" in text
         assert b.post("/admin/actions/reset/", data={"csrf": csrf, "confirm": "on"}).status_code == 403
         assert runs_stored(server) == [5]
-    finally:
-        b.close()
 
 
 def test_posts_without_the_right_csrf_token_change_nothing(server):
     token_api(server, "POST", "/api/runs/", json={"run_number": 5, "start_time": "2026-03-31T12:00:00Z"})
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         good = csrf_of(b)
         for csrf in (None, "", "wrong", good[:-1]):
             data = {} if csrf is None else {"csrf": csrf}
@@ -898,13 +885,10 @@ def test_posts_without_the_right_csrf_token_change_nothing(server):
             "/admin/actions/reset/", data={"csrf": good, "confirm": "on"}, headers={"Origin": server.http_url}
         )
         assert resp.status_code == 303 and runs_stored(server) == []
-    finally:
-        b.close()
 
 
 def test_sign_out_ends_the_session_for_real(server):
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         cookie = b.session.cookies.get("swf_lite_admin")
         assert cookie
         assert b.post("/admin/logout/", data={}).status_code == 403  # CSRF protected too
@@ -918,8 +902,6 @@ def test_sign_out_ends_the_session_for_real(server):
         resp = replay.get("/admin/")
         assert resp.status_code == 303 and resp.headers["Location"].startswith("/admin/login/")
         replay.close()
-    finally:
-        b.close()
 
 
 def test_forged_and_expired_session_cookies_are_refused(server):
@@ -967,8 +949,7 @@ def test_rotating_a_token_ends_that_users_sessions(server):
 
 
 def test_the_add_form_shows_the_apis_wording_and_stores_nothing(server):
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         csrf = csrf_of(b)
         body = {"run_number": "abc", "start_time": "", "end_time": "31/03/2026", "run_conditions": ""}
         resp = b.post("/admin/runs/add/", data={**body, "csrf": csrf})
@@ -1001,15 +982,12 @@ def test_the_add_form_shows_the_apis_wording_and_stores_nothing(server):
         api = token_api(server, "POST", "/api/runs/", json={"run_number": 5, "start_time": "2026-03-31T12:00"})
         assert field_errors(assert_html(resp, INVALID)) == api.json()
         assert runs_stored(server) == [5]
-    finally:
-        b.close()
 
 
 def test_every_edit_form_saved_unchanged_changes_nothing(demo):
     """What a browser submits from each resource's edit form as loaded (dates, JSON, checkboxes,
     choices as the form shows them) is accepted and stores the same values; add forms render."""
-    b = signed_in(demo)
-    try:
+    with signed_in(demo) as b:
         assert_html(b.get("/admin/"))
         assert_html(b.get("/admin/users/"))
         for missing in ("/admin/runs/abc/", "/admin/runs/999999/", "/admin/no-such-resource/add/"):
@@ -1031,15 +1009,12 @@ def test_every_edit_form_saved_unchanged_changes_nothing(demo):
         resp = b.post(f"/admin/runs/{run['run_id']}/delete/", data={"csrf": hidden(confirm, "csrf")})
         assert resp.status_code == 303
         assert run["run_number"] not in runs_stored(demo)
-    finally:
-        b.close()
 
 
 def test_the_admin_record_lists(server):
     made = add_evil(server)
     add_logs(server, 120)
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         for path in ("/admin/logs/", "/admin/systemagents/", "/admin/workflow-messages/", "/admin/runs/"):
             text = assert_html(b.get(path))
             for raw in RAW:
@@ -1048,14 +1023,11 @@ def test_the_admin_record_lists(server):
         text = b.get("/admin/logs/").text
         assert len(row_keys(text)) == 50 and shown_range(text) == (1, 50, 121)
         assert f'href="/admin/systemagents/{made["agent"]["id"]}/"' in b.get("/admin/systemagents/").text
-    finally:
-        b.close()
 
 
 def test_every_choice_the_add_form_offers_can_be_saved(server):
     token_api(server, "POST", "/api/runs/", json={"run_number": 5, "start_time": "2026-03-31T12:00:00Z"})
-    b = signed_in(server)
-    try:
+    with signed_in(server) as b:
         text = assert_html(b.get("/admin/stf-files/add/"))
         form = Doc(text).forms["/admin/stf-files/add/"]
         offered = [value for value, _, _ in Doc(text).options["status"]]
@@ -1064,8 +1036,6 @@ def test_every_choice_the_add_form_offers_can_be_saved(server):
                 "/admin/stf-files/add/", data={**form, "stf_filename": f"f{i}.stf", "run": "1", "status": value}
             )
             assert resp.status_code == 303, (value, field_errors(resp.text))
-    finally:
-        b.close()
 
 
 @pytest.mark.parametrize(
@@ -1085,8 +1055,7 @@ def test_every_choice_the_add_form_offers_can_be_saved(server):
 def test_sign_in_never_redirects_off_site(server, target):
     """``next`` is followed only to a path of this site, after the WHATWG URL parser (which drops
     tabs and newlines) has read the Location as a browser would."""
-    b = browser(server)
-    try:
+    with browser(server) as b:
         form = b.get("/admin/login/?" + urllib.parse.urlencode({"next": target}))
         shown = hidden(assert_html(form), "next")
         resp = log_in(b, server.settings.user, server.token, next_=target)
@@ -1098,17 +1067,12 @@ def test_sign_in_never_redirects_off_site(server, target):
         ), where
         assert where.startswith("/") and not where.startswith("//"), where
         assert shown == where or shown.startswith("/"), shown
-    finally:
-        b.close()
 
 
 def test_sign_in_follows_a_path_of_this_site(server):
-    b = browser(server)
-    try:
+    with browser(server) as b:
         resp = log_in(b, server.settings.user, server.token, next_="/runs/?run_number=5&ordering=-start_time")
         assert resp.headers["Location"] == "/runs/?run_number=5&ordering=-start_time"
-    finally:
-        b.close()
 
 
 # -- bounded paging --------------------------------------------------------------------------------
