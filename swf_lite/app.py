@@ -260,12 +260,14 @@ def _stop_reading(stream: Any, start_response: Callable[..., Any]) -> None:
     rest of a sized body and then parse whatever follows a broken body (or read a timed-out socket)
     as the next request — a ``Connection: close`` header from the app stops neither. So the body
     reader is marked done, and cheroot's request (the gateway behind ``start_response``, under any
-    wrappers) is told to close the connection after this response."""
+    wrappers) is told to close the connection after this response, lingering so that a client still
+    sending its body reads this answer rather than a connection reset."""
     if isinstance(getattr(stream, "remaining", None), int):
         stream.remaining = 0
     req = _cheroot_request(start_response)
     if req is not None:
         req.close_connection = True
+        req.conn.linger_after_refusal = True  # the edge drains what the client still sends: no reset
 
 
 def _cheroot_request(start_response: Callable[..., Any], depth: int = 4) -> Any:

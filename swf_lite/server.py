@@ -14,34 +14,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import peewee as pw
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from swf_lite import auth, seeding, tls
+from swf_lite import auth, edge, seeding, tls
 from swf_lite.app import Middleware, build_app
 from swf_lite.clientenv import client_env, url_host
 from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, mask_url
 from swf_lite.context import Context
 from swf_lite.db import Store
+from swf_lite.edge import EdgeServer
 from swf_lite.hosts import HostCheck
 
 log = logging.getLogger("swf_lite.server")
-
-HANDSHAKE_TIMEOUT = 1.0  # cheroot shakes hands in its accept loop: a stalled client blocks others
-
-
-class QuickHandshakeAdapter(BuiltinSSLAdapter):
-    """The builtin adapter with a short handshake timeout, then the server's normal timeout."""
-
-    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, Any]]:
-        normal = sock.gettimeout()
-        sock.settimeout(HANDSHAKE_TIMEOUT)
-        wrapped, env = super().wrap(sock)
-        wrapped.settimeout(normal)
-        return wrapped, env
 
 
 class StartupError(Exception):
@@ -58,7 +44,7 @@ class PortInUse(OSError):
 @dataclass
 class Endpoint:
     name: str
-    server: wsgi.Server
+    server: EdgeServer
     thread: threading.Thread | None = None
 
     @property
@@ -152,15 +138,17 @@ class SwfLiteServer:
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
         threads = s.threads + s.sse_max_clients + s.sse_page_clients
-        server = wsgi.Server((s.host, port), self.wsgi_app, numthreads=threads,
-                             server_name="swf-lite", timeout=10, shutdown_timeout=1)  # fmt: skip
+        # request_queue_size: cheroot's default listen backlog of 5 made a burst of connects wait 1 s (SYN retry)
+        server = EdgeServer((s.host, port), self.wsgi_app, numthreads=threads, server_name="swf-lite",
+                            timeout=10, shutdown_timeout=1, request_queue_size=socket.SOMAXCONN)  # fmt: skip
         server.error_log = _cheroot_log  # type: ignore[method-assign]  # cheroot's hook: into logging, not stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413
+        server.max_request_header_size = edge.MAX_HEAD  # the edge answers first; pipelined heads meet this
         server.keep_alive_conn_limit = 256  # default 10: more agents than that would reconnect per call
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)
         if name == "https":
             assert self.tls is not None, "start() makes the certificates before it binds https"
-            server.ssl_adapter = QuickHandshakeAdapter(str(self.tls.cert), str(self.tls.key))
+            server.ssl_adapter = BuiltinSSLAdapter(str(self.tls.cert), str(self.tls.key))  # handshakes: the edge
         try:
             server.prepare()
         except OSError as exc:

@@ -30,7 +30,7 @@ LAYERS = {
     "swf_lite.pages": 8, "swf_lite.pages.charts": 1, "swf_lite.pages.site": 1, "swf_lite.pages.render": 8.5,
     "swf_lite.pages.views": 9, "swf_lite.pages.admin": 9.5,
     # processes and tools
-    "swf_lite.server": 11, "swf_lite.demo": 12, "swf_lite.cli": 13, "swf_lite.__main__": 14,
+    "swf_lite.edge": 10, "swf_lite.server": 11, "swf_lite.demo": 12, "swf_lite.cli": 13, "swf_lite.__main__": 14,
     "swf_lite.testing": 14, "swf_lite.pytest_plugin": 15,
 }  # fmt: skip
 WEB = ("bottle", "cheroot")
