@@ -24,6 +24,8 @@ CERT_FILE = "ssl_cert.pem"
 KEY_FILE = "ssl_key.pem"  # mode 0600
 BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
 TLS_LOCK_FILE = ".tls.lock"
+# WSGI environ key the server (swf_lite.edge) sets: () -> bool, True once the client has hung up
+PEER_CLOSED = "swf_lite.peer_closed"
 
 
 def default_data_dir() -> Path:

@@ -15,14 +15,18 @@ selector thread does the waiting instead, without ever blocking:
 * a connection closed after a refused request lingers: the edge reads and discards what the client
   still sends (bounded), so the client reads the JSON answer (e.g. 413) instead of a reset;
 * cheroot's own protocol errors (malformed request line, bad headers, plain HTTP on the TLS port)
-  are JSON like every other error.
+  are JSON like every other error;
+* every request's environ carries ``PEER_CLOSED`` (a callable): a long response, such as a stream that
+  writes only a heartbeat every 30 s, can ask whether its client has gone without writing to it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
+import select
 import selectors
 import socket
 import ssl
@@ -34,6 +38,8 @@ from cheroot import connections
 from cheroot import server as cheroot_server
 from cheroot.makefile import MakeFile
 from cheroot.wsgi import Server
+
+from swf_lite.config import PEER_CLOSED
 
 log = logging.getLogger("swf_lite.server")
 
@@ -47,6 +53,24 @@ _CONTENT_LENGTH = re.compile(rb"^content-length[ \t]*:[ \t]*(\d{1,18})[ \t]*\r?$
 _BODY_ON_DEMAND = re.compile(rb"^(transfer-encoding|expect)[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _WAITING = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+
+
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether the client has closed its side of ``sock`` (EOF or reset), without waiting and
+    without consuming anything it sent: a readable socket is peeked at on the raw (never TLS) level."""
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        events = poller.poll(0)
+        if not events:
+            return False
+        if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (OSError, ValueError):  # reset, or already closed here
+        return True
 
 
 def json_response(status: str, detail: str, protocol: str = "HTTP/1.1") -> bytes:
@@ -241,7 +265,7 @@ class EdgeConnections(connections.ConnectionManager):
             makefile = srv.ssl_adapter.makefile if self.context is not None and srv.ssl_adapter else MakeFile
             conn = srv.ConnectionClass(srv, p.sock, makefile)
             conn.remote_addr, conn.remote_port = p.addr[0], p.addr[1]
-            conn.ssl_env = p.env
+            conn.ssl_env = {**p.env, PEER_CLOSED: functools.partial(peer_closed, p.sock)}
         p.sock.settimeout(srv.timeout)
         rfile: Any = conn.rfile
         rfile._read_buf, rfile._read_pos = bytes(p.buf), 0

@@ -410,6 +410,32 @@ def test_capacity_503_and_the_api_still_answers(make_server, receivers):
     rc.connected()
 
 
+def test_hang_ups_are_noticed_within_seconds_not_at_the_next_heartbeat(make_server, receivers, caplog):
+    """Receivers that reconnect in a burst find their slots free: with the contract's 30 s heartbeat a
+    hang-up used to be seen only at the next write, so for up to half a minute they got 503s."""
+    srv = make_server(sse_max_clients=4, sse_heartbeat=30)
+    caplog.set_level("INFO", logger="swf_lite.sse")
+    bases = [srv.http_url, srv.https_url, srv.http_url, srv.https_url]
+    for base in bases:
+        rc = Receiver(base, srv.token, verify=str(srv.ca_bundle))
+        receivers.append(rc)
+        rc.connected()
+    hung = len(receivers)
+    hung_up = time.monotonic()
+    while receivers:
+        receivers.pop().close()
+    wait_for(lambda: status(srv)["connected_clients"] == 0, timeout=3)
+    assert time.monotonic() - hung_up < 3
+    for base in bases:  # the burst of reconnects: every one gets a slot
+        rc = Receiver(base, srv.token, verify=str(srv.ca_bundle))
+        receivers.append(rc)
+        rc.connected()
+    rows = requests.get(srv.http_url + "/api/subscribers/", params={"delivery_type": "sse"}, timeout=5).json()
+    assert sorted(row["is_active"] for row in rows) == [False] * hung + [True] * len(bases)
+    gone = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(gone) == hung and all(r.exc_info is None and "\n" not in r.getMessage() for r in gone)
+
+
 def open_lazy_reader(srv) -> socket.socket:
     """A raw stream client with a tiny receive buffer that reads the connected frame, then nothing."""
     sock = socket.socket()

@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import bottle
@@ -30,6 +30,7 @@ import bottle
 from swf_lite import events, fields
 from swf_lite.api.http import ApiError, json_response, require_token_or_session
 from swf_lite.catalog import BY_NAME
+from swf_lite.config import PEER_CLOSED
 from swf_lite.context import Context
 from swf_lite.db.models import SEQ
 from swf_lite.timefmt import iso, utcnow
@@ -41,8 +42,8 @@ STATUS_PATH = "/api/messages/stream/status/"
 CHANGES_PATH = "/api/changes/stream/"
 MESSAGES = BY_NAME[events.MESSAGES]
 SUBSCRIBERS = BY_NAME["subscribers"]
-POLL = 0.25  # longest a stream waits without looking at ctx.stopping
-PAGE_HEARTBEAT = 5.0  # a live page that went away is noticed (and its slot freed) within this
+POLL = 0.25  # longest a stream waits without looking at ctx.stopping and whether its client hung up
+PAGE_HEARTBEAT = 5.0  # live pages: a proxy in between may hide a hang-up until a write fails
 RETRY_AFTER = "5"  # seconds, for the 503 when every stream slot is taken
 
 HEADERS = {
@@ -128,10 +129,11 @@ class Stream:
         for name, value in HEADERS.items():
             bottle.response.set_header(name, value)
         self.store.release()  # a stream holds no database connection while it runs
-        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat)
+        gone = bottle.request.environ.get(PEER_CLOSED) or _never  # the server's hang-up check
+        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat, gone)
 
     def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any,
-                heartbeat: float) -> Iterator[bytes]:  # fmt: skip
+                heartbeat: float, gone: Callable[[], bool]) -> Iterator[bytes]:  # fmt: skip
         """The response body. Bottle takes the first frame at once; cheroot flushes every chunk."""
         stopping = self.ctx.stopping
         try:
@@ -140,7 +142,7 @@ class Stream:
                 yield event.frame
                 sub.sent += 1
             last_write = time.monotonic()
-            while not stopping.is_set():
+            while not stopping.is_set() and not gone():
                 idle = time.monotonic() - last_write
                 if idle >= heartbeat:
                     yield events.frame("heartbeat", {"timestamp": time.time()})  # a dead client fails here
@@ -152,7 +154,7 @@ class Stream:
                     sub.sent += 1
                     last_write = time.monotonic()
         finally:
-            # GeneratorExit (client gone, cheroot closed us), a failed write, or shutdown.
+            # The client hung up (seen within POLL), GeneratorExit, a failed write, or shutdown.
             self.bus.unsubscribe(sub)
             if on_close is not None:
                 on_close(sub)
@@ -226,6 +228,10 @@ class Stream:
         for sub in self.bus.subscribers:
             if sub.info.pop("subscriber_id", None) is not None:
                 self._add_row(sub)
+
+
+def _never() -> bool:
+    return False
 
 
 def _event_id(raw: str | None) -> int | None:
