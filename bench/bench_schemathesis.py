@@ -1,6 +1,6 @@
-"""Optional: a bounded schemathesis run of swf-lite against its own OpenAPI document.
+"""A longer schemathesis run of swf-lite against its own OpenAPI document, with the CLI's report.
 
-    pip install schemathesis   # not a dependency of swf-lite
+    pip install '.[test]'   # schemathesis is in the test extra; tests/test_fuzz.py runs a bounded pass
     python bench/bench_schemathesis.py [--max-examples 10] [--max-time 120] [--seed 1]
 
 Starts swf-lite in this process on port 0 (a temporary data dir), then runs the ``schemathesis``

@@ -19,7 +19,7 @@ from typing import Any
 import bottle
 
 from swf_lite.api import control, resources, schema, special, stream
-from swf_lite.api.http import dumps, json_errors, store_unavailable
+from swf_lite.api.http import ApiError, dumps, json_errors, store_unavailable
 from swf_lite.context import Context
 from swf_lite.pages import admin, views
 from swf_lite.pages.render import SECURITY_HEADERS, TEMPLATE
@@ -38,10 +38,34 @@ def build_app(ctx: Context) -> bottle.Bottle:
     control.mount(app, ctx)
     schema.mount(app, ctx)
     resources.ResourceAPI(ctx).mount(app)
+    refuse_other_methods(app)
     pages = views.mount(app, ctx)  # after the API: page paths never shadow API paths
     admin.mount(app, ctx, pages)
     app.default_error_handler = _error_page
     return app
+
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def refuse_other_methods(app: bottle.Bottle) -> None:
+    """A fixed API path (``/api/namespaces/ensure/``, ``/api/logs/summary/``) answers any method it
+    does not have with 405 and its own ``Allow`` — as DRF's router does — instead of falling through
+    to the resource's ``<pk>`` route (a 404, or a 405 advertising the resource's methods)."""
+    allowed: dict[str, set[str]] = {}
+    for route in app.routes:
+        if "<" not in route.rule and is_json_path(route.rule):
+            allowed.setdefault(route.rule, set()).add(route.method)
+    for rule, methods in allowed.items():
+        allow = ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+        app.route(rule, sorted(set(METHODS) - methods), _not_allowed(allow))
+
+
+def _not_allowed(allow: str) -> Callable[[], None]:
+    def not_allowed() -> None:
+        raise ApiError(405, f'Method "{bottle.request.method}" not allowed.', {"Allow": allow})
+
+    return not_allowed
 
 
 def is_json_path(path: str) -> bool:

@@ -564,7 +564,7 @@ def _special_paths(schemas: dict[str, Any]) -> dict[str, Any]:
             "parameters": stream_filters,
             "security": TOKEN,
             "responses": {
-                "200": {"description": "The event stream.", "content": {SSE: {"schema": {"type": "string"}}}},
+                "200": {"description": "The event stream.", "content": {SSE: {"schema": _ref("ServerSentEvent")}}},
                 "401": _resp("Unauthorized"),
                 "503": _json(_ref("Error"), "Every stream slot is taken, or the server is stopping (Retry-After)."),
             },
@@ -586,10 +586,20 @@ def _special_paths(schemas: dict[str, Any]) -> dict[str, Any]:
                 param("ops", strings, "Operations (comma list); default every operation."),
             ],
             "responses": {
-                "200": {"description": "The event stream.", "content": {SSE: {"schema": {"type": "string"}}}},
+                "200": {"description": "The event stream.", "content": {SSE: {"schema": _ref("ServerSentEvent")}}},
                 "400": _resp("ValidationError"),
                 "503": _json(_ref("Error"), "Every stream slot is taken, or the server is stopping (Retry-After)."),
             },
+        },
+    }
+    schemas["ServerSentEvent"] = {  # one event of a text/event-stream (what OpenAPI 3.2 calls itemSchema)
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string", "description": "connected, heartbeat, the message type, change or reset."},
+            "data": {"type": "string", "description": "One line of JSON."},
+            "id": {"type": "string", "description": "Sequence number, for Last-Event-ID (messages only)."},
+            "retry": {"type": "integer"},
         },
     }
     schemas["StreamStatus"] = {

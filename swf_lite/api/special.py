@@ -12,7 +12,7 @@ import bottle
 import peewee as pw
 
 from swf_lite import __version__, counters
-from swf_lite.api.http import ApiError, json_response, read_json, require_token
+from swf_lite.api.http import json_response, read_json, require_token
 from swf_lite.catalog import BY_NAME, RESOURCES
 from swf_lite.context import Context
 from swf_lite.errors import Exhausted, Invalid
@@ -59,18 +59,6 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
 
     for counter in counters.COUNTERS:
         app.post(f"/api/state/{counter.endpoint}/", callback=counter_route(counter))
-
-    def post_only(path: str) -> None:
-        """Other methods on a POST-only action path answer 405 (not the detail route's 404)."""
-
-        def not_allowed() -> None:
-            raise ApiError(405, f'Method "{bottle.request.method}" not allowed.', {"Allow": "POST, OPTIONS"})
-
-        not_allowed.__name__ = "not_allowed_" + path.strip("/").replace("/", "_").replace("-", "_")
-        app.route(path, ["GET", "PUT", "PATCH", "DELETE"], not_allowed)
-
-    post_only("/api/systemagents/heartbeat/")
-    post_only("/api/namespaces/ensure/")
 
     @app.post("/api/systemagents/heartbeat/")
     def heartbeat() -> bottle.HTTPResponse:
