@@ -387,3 +387,82 @@ def test_acknowledged_writes_survive_a_killed_process(tmp_path):
     finally:
         store.close()
     assert linenos == list(range(50))
+
+
+def test_kill_9_under_mixed_load_loses_nothing_acknowledged_and_repeats_no_counter(tmp_path):
+    """Logs, runs (numbered by the counter), agent ids, execution ids and workflow messages written
+    by four threads at once; SIGKILL mid-load. After a restart every acknowledged write is there and
+    every counter continues above every value it handed out."""
+    data = tmp_path / "crash"
+    proc, ready = start_cli(data, "--quiet", "--no-tls")
+    base = ready.group(1)
+    token = subprocess.run([sys.executable, "-m", "swf_lite", "token", "admin", "--data-dir", str(data)],
+                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    acked: dict[str, list] = {"logs": [], "runs": [], "agent_ids": [], "execution_ids": [], "messages": []}
+    stop = threading.Event()
+    log = {"app_name": "a", "instance_name": "i", "timestamp": "2026-03-31T12:00:00", "levelname": "INFO",
+           "message": "m", "module": "m", "funcname": "f", "lineno": 1, "process": 1, "thread": 1}  # fmt: skip
+
+    def load(work) -> None:
+        with requests.Session() as s:
+            s.headers["Authorization"] = f"Token {token}"
+            n = 0
+            while not stop.is_set():
+                try:
+                    work(s, n)
+                except requests.RequestException:  # the process is gone
+                    return
+                n += 1
+
+    def logs(s, n):
+        s.post(f"{base}/api/logs/", json=dict(log, lineno=n), timeout=5).raise_for_status()
+        acked["logs"].append(n)
+
+    def runs(s, n):
+        number = s.post(f"{base}/api/state/next-run-number/", timeout=5).json()["run_number"]
+        s.post(f"{base}/api/runs/", json={"run_number": number, "start_time": "2026-03-31T12:00:00Z"},
+               timeout=5).raise_for_status()  # fmt: skip
+        acked["runs"].append(number)
+
+    def ids(s, n):
+        acked["agent_ids"].append(s.post(f"{base}/api/state/next-agent-id/", timeout=5).json()["agent_id"])
+        execution = s.post(f"{base}/api/state/next-workflow-execution-id/", timeout=5).json()
+        acked["execution_ids"].append(execution["sequence"])
+
+    def messages(s, n):
+        r = s.post(f"{base}/api/workflow-messages/", json={"message_type": "stf_gen", "message_content": {"n": n}},
+                   timeout=5)  # fmt: skip
+        r.raise_for_status()
+        acked["messages"].append(r.json()["message_id"])
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in (logs, runs, ids, messages)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    proc.kill()  # SIGKILL: no shutdown code runs
+    proc.wait(timeout=5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    assert all(len(v) > 5 for v in acked.values()), {k: len(v) for k, v in acked.items()}
+
+    proc, ready = start_cli(data, "--quiet", "--no-tls")
+    base = ready.group(1)
+    try:
+        with requests.Session() as s:
+            s.headers["Authorization"] = f"Token {token}"
+            got_logs = {row["lineno"] for row in s.get(f"{base}/api/logs/", timeout=10).json()}
+            got_runs = {row["run_number"] for row in s.get(f"{base}/api/runs/", timeout=10).json()}
+            got_messages = {row["message_id"] for row in s.get(f"{base}/api/workflow-messages/", timeout=10).json()}
+            assert set(acked["logs"]) <= got_logs
+            assert set(acked["runs"]) <= got_runs
+            assert set(acked["messages"]) <= got_messages
+            for key, endpoint, field in (("runs", "next-run-number", "run_number"),
+                                         ("agent_ids", "next-agent-id", "agent_id"),
+                                         ("execution_ids", "next-workflow-execution-id", "sequence")):  # fmt: skip
+                values = acked[key]
+                assert len(values) == len(set(values)), f"{key} repeated a value"
+                after = s.post(f"{base}/api/state/{endpoint}/", timeout=5).json()[field]
+                assert after > max(values), (key, after, max(values))
+    finally:
+        stop_cli(proc)
