@@ -122,6 +122,8 @@ class Resource:
     fields: tuple[F, ...]
     filters: tuple[Filter, ...] = ()
     ordering: tuple[str, ...] = ()  # default sort (the primary key always breaks ties)
+    # (filter param, ordering): the default sort while that filter is applied (``?ordering=`` still wins)
+    filter_ordering: tuple[tuple[str, tuple[str, ...]], ...] = ()
     unique_together: tuple[tuple[str, ...], ...] = ()
     anonymous_write: bool = False
     writable: bool = True  # False: read-only list/detail (writes go through special endpoints)
@@ -256,6 +258,7 @@ RESOURCES: tuple[Resource, ...] = (
             opt("daq_state", "str", max_length=20),
             opt("daq_substate", "str", max_length=20),
             opt("workflow_status", "str", max_length=30),
+            opt("tf_count", "int"),  # time frames in the file
             req("run", "fk", to="runs"),
         ),
         filters=(
@@ -293,6 +296,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource(
         name="tf-slices", model="TFSlice", pk=AUTO_ID,
         fields=(
+            # The parent's tf_filename. Optional: today's agent sends only the flat names below (required
+            # then); with a parent they default to its names, and without one it is derived (swf_lite.rules).
+            opt("fastmon_file", "fk", to="fastmon-files", to_field="tf_filename"),
             *reqs("int", "slice_id", "tf_first", "tf_last", "tf_count"),
             *reqs("str", "tf_filename", "stf_filename", max_length=255),
             req("run_number", "int"),
@@ -304,12 +310,19 @@ RESOURCES: tuple[Resource, ...] = (
             opt("assigned_at", "datetime"),
             opt("completed_at", "datetime"),
         ),
-        filters=eq("run_number", "slice_id", "status", "stf_filename", "tf_filename", "assigned_worker"),
+        filters=(
+            *eq("id", "run_number", "slice_id", "status", "stf_filename", "tf_filename", "assigned_worker"),
+            Filter("fastmon_file_id", "fastmon_file.tf_file_id"),
+            Filter("fastmon_file__tf_filename", "fastmon_file"),
+            Filter("fastmon_file__stf_file__stf_filename", "fastmon_file.stf_file"),
+        ),
         ordering=("id",),
-        unique_together=(("tf_filename", "slice_id"),),
+        unique_together=(("tf_filename", "slice_id"), ("fastmon_file", "slice_id")),
         verbose_name="tf slice",
         columns=("id", "run_number", "slice_id", "tf_filename", "status", "assigned_worker", "completed_at"),
-        description="Slices of TF files for fast processing. Filtered lists are always plain lists.",
+        description="Slices of TF files for fast processing. tf_filename and stf_filename are required unless "
+        "fastmon_file is given (they default to the parent's names); without it the parent is derived from "
+        "tf_filename. Filtered lists are always plain lists.",
     ),
     Resource(
         name="workers", model="Worker", pk=req("worker_id", "str", max_length=255, unique=True),
@@ -434,6 +447,7 @@ RESOURCES: tuple[Resource, ...] = (
         ),
         filters=eq("execution_id", "message_type", "sender_agent", "namespace", "run_id", "queue_name"),
         ordering=("-sent_at",),
+        filter_ordering=(("execution_id", ("sent_at",)),),  # one execution's messages: oldest first
         columns=("sent_at", "message_type", "sender_agent", "recipient_agent", "run_id", "namespace"),
         title_field="message_type",
         sequenced=True,

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swf_lite import counters, fields, timefmt
+from swf_lite import counters, fields, rules, timefmt
 from swf_lite.catalog import BY_NAME, RESOURCES, F, Filter, Resource
 from swf_lite.counters import Counter
 from swf_lite.db import Store, UniqueViolation
@@ -35,12 +35,17 @@ AGENTS = BY_NAME["systemagents"]
 NAMESPACES = BY_NAME["namespaces"]
 MEMORY = BY_NAME["ai-memory"]
 SUBSCRIBERS = BY_NAME["subscribers"]
+SLICES = BY_NAME["tf-slices"]
+FASTMON = BY_NAME["fastmon-files"]
+RUN_STATES = BY_NAME["run-states"]
+MESSAGES = BY_NAME["workflow-messages"]
 # The heartbeat upsert: keys always set (body value or this default) and keys set only when sent.
 HEARTBEAT_DEFAULTS = {"agent_type": "other", "description": "", "status": "OK", "agent_url": None, "namespace": None}
 HEARTBEAT_OPTIONAL = ("workflow_enabled", "operational_state", "pid", "hostname", "metadata",
                       "current_stf_count", "total_stf_processed")  # fmt: skip
 RECENT_ERRORS = 5  # per (app, instance) in the log summary
-FILTER_MESSAGES = {"int": "Enter a whole number.", "int64": "Enter a whole number.", "uuid": "Enter a valid UUID.",
+# django-filter's wording (its NumberFilter says "Enter a number." for integers too)
+FILTER_MESSAGES = {"int": "Enter a number.", "int64": "Enter a number.", "uuid": "Enter a valid UUID.",
                    "datetime": "Enter a valid date/time.", "float": "Enter a number."}  # fmt: skip
 MAX_OFFSET = 2**62  # beyond SQL's 64-bit range a LIMIT/OFFSET fails
 TEXT_KINDS = ("str", "text", "url", "ip")
@@ -110,6 +115,45 @@ class Service:
         return fields.clean(r, dict(data), zone=self.zone, resolve_fk=self._resolve_fk, creating=creating,
                             partial=partial, strict_choices=strict_choices)  # fmt: skip
 
+    def _clean_write(self, r: Resource, data: Mapping[str, Any], *, creating: bool, partial: bool = False,
+                     strict_choices: bool = True) -> dict[str, Any]:  # fmt: skip
+        """``clean`` plus the resource's own input rules (a tf-slice takes its flat names from its parent)."""
+        if r is not SLICES or partial:
+            return self.clean(r, data, creating=creating, partial=partial, strict_choices=strict_choices)
+        parent = data.get("fastmon_file")
+        parent_row = self._find(FASTMON, "tf_filename", parent) if isinstance(parent, (str, int)) else None
+        try:
+            return self.clean(r, rules.slice_defaults(data, parent_row), creating=creating,
+                              strict_choices=strict_choices)  # fmt: skip
+        except Invalid as exc:
+            if "fastmon_file" in exc.errors:  # an unknown parent: its error, not the names it would give
+                for name in ("tf_filename", "stf_filename"):
+                    if exc.errors.get(name) == ["This field is required."]:
+                        del exc.errors[name]
+            raise
+
+    def _find(self, r: Resource, name: str, value: Any) -> dict[str, Any] | None:
+        """The first stored row of ``r`` whose field ``name`` equals ``value`` (raw), or None."""
+        self.store.connect()
+        model = self.store.model(r)
+        row: dict[str, Any] | None = model.select().where(getattr(model, name) == value).dicts().first()
+        return row
+
+    def _derive_slice_parent(self, values: dict[str, Any], row: Mapping[str, Any] | None,
+                             data: Mapping[str, Any]) -> None:  # fmt: skip
+        """Without an explicit ``fastmon_file``, a slice written with a (new) flat name, or one that has
+        no parent yet, gets the fast-monitoring file its name points at (or none)."""
+        if "fastmon_file" in data:
+            return
+        if row is not None and row.get("fastmon_file") is not None and "tf_filename" not in values:
+            return
+        name = values.get("tf_filename", row.get("tf_filename") if row is not None else None)
+        if not isinstance(name, str):
+            return
+        values["fastmon_file"] = next(
+            (n for n in rules.parent_names(name) if self._find(FASTMON, "tf_filename", n) is not None), None
+        )
+
     def _resolve_fk(self, f: F, raw: Any) -> Any:
         """The key a foreign-key input points at, or DRF's error for a missing/mistyped one."""
         target = BY_NAME[str(f.to)]
@@ -163,7 +207,7 @@ class Service:
         with the total count."""
         self.store.connect()
         self.store.analyze_if_grown(r)
-        query = self.query(r, params or {}, search).order_by(*self._ordering(r, ordering))
+        query = self.query(r, params or {}, search).order_by(*self._ordering(r, ordering, params or {}))
         if limit is None:
             return Page([fields.represent(r, row) for row in query.dicts()])
         offset = min(max(offset, 0), MAX_OFFSET)
@@ -230,12 +274,21 @@ class Service:
             raise NotFound(r.model)
         return row
 
-    def _ordering(self, r: Resource, requested: str | Sequence[str]) -> builtins.list[Any]:
+    def _ordering(self, r: Resource, requested: str | Sequence[str],
+                  params: Mapping[str, str] | None = None) -> builtins.list[Any]:  # fmt: skip
+        """The requested sort, else the one the applied filters ask for, else the catalog's; ties by
+        storage order (sequenced resources), then the key."""
         model = self.store.model(r)
         names = requested.split(",") if isinstance(requested, str) else list(requested)
         known = {f.name for f in r.all_fields}
-        names = [n.strip() for n in names if n.strip().lstrip("-") in known] or list(r.ordering)
+        by_filter = [order for param, order in r.filter_ordering if (params or {}).get(param)]
+        names = [n.strip() for n in names if n.strip().lstrip("-") in known] or list(
+            by_filter[0] if by_filter else r.ordering
+        )
         order = [getattr(model, n.lstrip("-")).desc() if n.startswith("-") else getattr(model, n) for n in names]
+        if r.sequenced:
+            seq = getattr(model, SEQ)
+            order.append(seq.desc() if names and names[0].startswith("-") else seq)
         order.append(model._meta.primary_key)
         return order
 
@@ -302,7 +355,9 @@ class Service:
         """Validate and store a new row; returns it as clients read it. ``lenient``: choices are not
         enforced (heartbeat-style and seed data); ``keep_times``: recorded ``created_at``-style times
         in ``data`` win over now (seed data)."""
-        values = self.clean(r, data, creating=True, strict_choices=not lenient)
+        values = self._clean_write(r, data, creating=True, strict_choices=not lenient)
+        if r is SLICES:
+            self._derive_slice_parent(values, None, data)
         if keep_times:
             for f in r.all_fields:
                 if f.read_only and f.kind == "datetime" and data.get(f.name):
@@ -310,8 +365,25 @@ class Service:
                         values[f.name] = fields.convert(f, data[f.name], self.zone)
                     except fields.FieldError as exc:
                         raise Invalid({f.name: [str(exc)]}) from None
+        if r is MESSAGES:  # the message and the run state it moves commit together
+            with self.transaction():
+                out = self._insert(r, values)
+                self._apply_lifecycle(out)
+                return out
         with self.transaction(atomic=False):  # one self-committing INSERT
             return self._insert(r, values)
+
+    def _apply_lifecycle(self, message: dict[str, Any]) -> None:
+        """A run lifecycle message moves its run's RunState (created first if the run has none)."""
+        number = rules.lifecycle_run(message)
+        if number is None:
+            return
+        row = self.store.get(RUN_STATES, number)
+        values = rules.lifecycle_values(message, row, timefmt.utcnow())
+        if row is None:
+            self._insert(RUN_STATES, values)
+        else:
+            self._update(RUN_STATES, row, values)
 
     def _insert(self, r: Resource, values: dict[str, Any], op: str = "create") -> dict[str, Any]:
         now = timefmt.utcnow()
@@ -334,7 +406,9 @@ class Service:
         pk = self.key(r, key)
         with self.transaction():
             row = self._row(r, pk)
-            values = self.clean(r, data, creating=False, partial=partial)
+            values = self._clean_write(r, data, creating=False, partial=partial)
+            if r is SLICES:
+                self._derive_slice_parent(values, row, data)
             return self._update(r, row, values)
 
     def _update(self, r: Resource, row: dict[str, Any], values: dict[str, Any], op: str = "update") -> dict[str, Any]:
