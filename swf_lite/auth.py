@@ -82,8 +82,7 @@ def authenticate(store: Store, header: str | None) -> str:
     token = parse_header(header)
     if token is None:
         raise AuthFailed(NOT_PROVIDED)
-    User = store.models["_user"]
-    row = User.select(User.username, User.token).where(User.token_hash == _digest(token)).tuples().first()
+    row = store.user_by_token_hash(_digest(token))
     if row is None or not hmac.compare_digest(row[1].encode(), token.encode()):
         raise AuthFailed("Invalid token.")
     return row[0]

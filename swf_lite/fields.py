@@ -207,8 +207,15 @@ def clean(
     return values
 
 
+_NO_CHOICES: dict[int, F] = {}
+
+
 def _without_choices(f: F) -> F:
-    return replace(f, choices=None)
+    """``f`` with its choices lifted (lenient writes); made once per field (catalog fields live forever)."""
+    lifted = _NO_CHOICES.get(id(f))
+    if lifted is None:
+        lifted = _NO_CHOICES[id(f)] = replace(f, choices=None)
+    return lifted
 
 
 def represent(r: Resource, row: dict[str, Any]) -> dict[str, Any]:

@@ -135,9 +135,7 @@ class Service:
     def _find(self, r: Resource, name: str, value: Any) -> dict[str, Any] | None:
         """The first stored row of ``r`` whose field ``name`` equals ``value`` (raw), or None."""
         self.store.connect()
-        model = self.store.model(r)
-        row: dict[str, Any] | None = model.select().where(getattr(model, name) == value).dicts().first()
-        return row
+        return self.store.find(r, name, value)
 
     def _derive_slice_parent(self, values: dict[str, Any], row: Mapping[str, Any] | None,
                              data: Mapping[str, Any]) -> None:  # fmt: skip
@@ -449,9 +447,8 @@ class Service:
         values["instance_name"] = str(name)
         now = timefmt.utcnow()
         values["last_heartbeat"] = values["updated_at"] = now
-        model = self.store.model(AGENTS)
         with self.transaction():
-            row = model.select().where(model.instance_name == values["instance_name"]).dicts().first()
+            row = self.store.find(AGENTS, "instance_name", values["instance_name"])
             created = row is None
             if row is None:
                 full = self.clean(AGENTS, {"instance_name": name, "agent_type": "other"}, creating=True,
@@ -461,11 +458,7 @@ class Service:
             else:
                 out = self._update(AGENTS, row, values, op="upsert")
             stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
-            marked = (
-                model.update(status="EXITED", operational_state="EXITED", updated_at=now)
-                .where((model.last_heartbeat < stale) & (model.status != "EXITED") & (model.id != out["id"]))
-                .execute()
-            )
+            marked = self.store.mark_stale_agents(AGENTS, stale, now, out["id"])
             if marked:
                 self._emit(Change("update", AGENTS.name, None, None))  # several rows: readers reload
         return out, created

@@ -44,6 +44,9 @@ class Store:
         self.models: Models = build_models(self.db, self.dialect)
         self._analyzed_at: dict[str, int] = {}  # table size when its statistics were last taken
         self._insert_sql = {r.name: self._compile_insert(r) for r in RESOURCES}
+        # Statements built once and reused: peewee's query building costs more than SQLite running them.
+        self._select_sql: dict[tuple[str, str], tuple[str, list[pw.Field]]] = {}
+        self._update_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[pw.Field]]] = {}
         self._threads: set[int] = set()  # threads holding an open connection
         self._threads_lock = threading.Lock()
         # Each thread's connection loads planner statistics once; after an ANALYZE elsewhere it must
@@ -169,12 +172,23 @@ class Store:
 
     def update(self, r: Resource, pk: Any, values: dict[str, Any], row: dict[str, Any] | None = None) -> int:
         """Update the row with key ``pk``; ``row`` (its stored values) names the conflict if a unique
-        constraint fails. Returns the number of rows changed."""
+        constraint fails. Returns the number of rows changed. One statement per set of columns, built once."""
         if not values:
             return 0
-        model = self.model(r)
+        names = tuple(sorted(values))
+        compiled = self._update_sql.get((r.name, names))
+        if compiled is None:
+            model = self.model(r)
+            fields = [model._meta.fields[n] for n in names]
+            p = self.dialect.placeholder
+            sets = ", ".join(f'"{f.column_name}" = {p}' for f in fields)
+            key = model._meta.primary_key
+            compiled = (f'UPDATE "{r.table}" SET {sets} WHERE "{key.column_name}" = {p}', [*fields, key])
+            self._update_sql[(r.name, names)] = compiled
+        sql, columns = compiled
+        params = [f.db_value(values[f.name]) for f in columns[:-1]] + [columns[-1].db_value(pk)]
         try:
-            return model.update(**values).where(model._meta.primary_key == pk).execute()
+            return int(self.db.execute_sql(sql, params).rowcount)
         except pw.IntegrityError:
             self._raise_unique(r, {**(row or {}), **values}, pk)
             raise
@@ -210,9 +224,26 @@ class Store:
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, r: Resource, pk: Any) -> dict[str, Any] | None:
-        model = self.model(r)
-        row: dict[str, Any] | None = model.select().where(model._meta.primary_key == pk).dicts().first()
-        return row
+        """The stored row with key ``pk`` (field name -> Python value, ``seq`` included), or None."""
+        return self.find(r, self.model(r)._meta.primary_key.name, pk)
+
+    def find(self, r: Resource, name: str, value: Any) -> dict[str, Any] | None:
+        """The first stored row (by key) whose field ``name`` equals ``value``, or None."""
+        compiled = self._select_sql.get((r.name, name))
+        if compiled is None:
+            model = self.model(r)
+            fields = list(model._meta.sorted_fields)
+            cols = ", ".join(f'"{f.column_name}"' for f in fields)
+            where = model._meta.fields[name]
+            key = model._meta.primary_key.column_name
+            sql = (f'SELECT {cols} FROM "{r.table}" WHERE "{where.column_name}" = {self.dialect.placeholder} '
+                   f'ORDER BY "{key}" LIMIT 1')  # fmt: skip
+            compiled = self._select_sql[(r.name, name)] = (sql, [*fields, where])
+        sql, fields = compiled
+        found = self.db.execute_sql(sql, (fields[-1].db_value(value),)).fetchone()
+        if found is None:
+            return None
+        return {f.name: f.python_value(v) for f, v in zip(fields, found)}
 
     def per_minute(self, query: Any, time: Any, group: Any = None) -> list[tuple[dt.datetime, Any, int]]:
         """(minute, group value, rows) over the rows of ``query`` (which may be ordered and limited):
@@ -271,6 +302,25 @@ class Store:
                f'WHERE "id" = 1 AND "{column}" < {p} RETURNING "{column}"')  # fmt: skip
         rows = self.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()), maximum)).fetchall()  # consume it
         return int(rows[0][0]) if rows else None
+
+    def mark_stale_agents(self, agents: Resource, stale: dt.datetime, now: dt.datetime, keep: Any) -> int:
+        """Agents (all but ``keep``) whose last heartbeat is before ``stale`` and not yet EXITED become
+        EXITED; returns how many (every heartbeat runs this: plain SQL, no query building)."""
+        model = self.model(agents)
+        p = self.dialect.placeholder
+        sql = (f'UPDATE "{agents.table}" SET "status" = {p}, "operational_state" = {p}, "updated_at" = {p} '
+               f'WHERE "last_heartbeat" < {p} AND "status" != {p} AND "id" != {p}')  # fmt: skip
+        when = model._meta.fields["updated_at"]
+        params = ("EXITED", "EXITED", when.db_value(now), when.db_value(stale), "EXITED", keep)
+        return int(self.db.execute_sql(sql, params).rowcount)
+
+    def user_by_token_hash(self, digest: str) -> tuple[str, str] | None:
+        """(username, token) of the user whose token hashes to ``digest`` (every API call asks)."""
+        p = self.dialect.placeholder
+        table = self.models["_user"]._meta.table_name
+        found = self.db.execute_sql(f'SELECT "username", "token" FROM "{table}" WHERE "token_hash" = {p}',
+                                    (digest,)).fetchone()  # fmt: skip
+        return (str(found[0]), str(found[1])) if found else None
 
     def state(self) -> dict[str, Any]:
         """The counters row (last values handed out and when)."""
