@@ -207,10 +207,10 @@ class Service:
         self.store.analyze_if_grown(r)
         query = self.query(r, params or {}, search).order_by(*self._ordering(r, ordering, params or {}))
         if limit is None:
-            return Page([fields.represent(r, row) for row in query.dicts()])
+            return Page(self.store.client_rows(r, query))
         offset = min(max(offset, 0), MAX_OFFSET)
         limit = min(max(limit, 0), MAX_OFFSET)
-        rows = [fields.represent(r, row) for row in query.limit(limit).offset(offset).dicts()]
+        rows = self.store.client_rows(r, query.limit(limit).offset(offset))
         return Page(rows, query.order_by().count())
 
     def query(self, r: Resource, params: Mapping[str, str], search: str = "") -> Any:

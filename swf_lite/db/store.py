@@ -8,8 +8,10 @@ per request costs more than the insert. A stream releases its thread's connectio
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,6 +26,20 @@ from swf_lite.db.models import SEQ, Models, build_models
 log = logging.getLogger("swf_lite.store")
 
 START_VALUES = {"last_run_number": 100009, "last_agent_id": 0, "last_workflow_execution_id": 0}
+
+
+def _client_time(stored: Any) -> str | None:
+    """Stored time text (``timefmt.to_db``: ``2026-03-31 12:00:00.000000``) as clients read it
+    (``timefmt.iso``: ``2026-03-31T12:00:00.000000Z``), by slicing when it has the fixed form."""
+    if isinstance(stored, str) and len(stored) == 26 and stored[10] == " ":
+        return f"{stored[:10]}T{stored[11:]}Z"
+    parsed = stored if isinstance(stored, dt.datetime) else dt.datetime.fromisoformat(str(stored))
+    return timefmt.iso(parsed)
+
+
+def _client_uuid(stored: Any) -> str:
+    """Stored UUID (32 hex digits) in its dashed form."""
+    return str(stored if isinstance(stored, uuid.UUID) else uuid.UUID(str(stored)))
 
 
 class UniqueViolation(Exception):
@@ -47,6 +63,7 @@ class Store:
         # Statements built once and reused: peewee's query building costs more than SQLite running them.
         self._select_sql: dict[tuple[str, str], tuple[str, list[pw.Field]]] = {}
         self._update_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[pw.Field]]] = {}
+        self._converters: dict[str, list[tuple[str, Any]]] = {}
         self._threads: set[int] = set()  # threads holding an open connection
         self._threads_lock = threading.Lock()
         # Each thread's connection loads planner statistics once; after an ANALYZE elsewhere it must
@@ -222,6 +239,33 @@ class Store:
         return None
 
     # -- reads ---------------------------------------------------------------------------------
+
+    def client_rows(self, r: Resource, query: Any) -> list[dict[str, Any]]:
+        """The rows of ``query`` (a select of ``r``'s model) as clients read them — the same values as
+        ``fields.represent`` of each row — converted straight from the stored form: lists are the
+        largest responses, and building a datetime or UUID per cell only to print it again cost more
+        than the query."""
+        converters = self._converters.get(r.name)
+        if converters is None:
+            converters = self._converters[r.name] = self._client_converters(r)
+        names = [name for name, _ in converters]
+        funcs = [func for _, func in converters]
+        sql, params = query.select(*(getattr(self.model(r), n) for n in names)).sql()
+        cursor = self.db.execute_sql(sql, params)
+        return [{n: (v if f is None or v is None else f(v)) for n, f, v in zip(names, funcs, row)} for row in cursor]
+
+    def _client_converters(self, r: Resource) -> list[tuple[str, Any]]:
+        """(field name, stored value -> client value or None for as-is) in the catalog's field order."""
+        model = self.model(r)
+        out: list[tuple[str, Any]] = []
+        for f in r.all_fields:
+            kind = f.kind
+            if kind == "fk":
+                target = model._meta.fields[f.name].rel_field
+                kind = "uuid" if isinstance(target, pw.UUIDField) else "as-is"
+            out.append((f.name, {"datetime": _client_time, "uuid": _client_uuid, "bool": bool,
+                                 "json": json.loads}.get(kind)))  # fmt: skip
+        return out
 
     def get(self, r: Resource, pk: Any) -> dict[str, Any] | None:
         """The stored row with key ``pk`` (field name -> Python value, ``seq`` included), or None."""
