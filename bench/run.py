@@ -44,6 +44,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
 sys.path.insert(0, str(BENCH))  # the _helpers next to this file (also for the spawned processes)
 
+import bench_counters  # noqa: E402
 from _load import Load, Part, client_main  # noqa: E402 - after the sys.path lines
 from _servers import BARE_READY, host_bare, host_lite, rss_mb  # noqa: E402
 
@@ -54,20 +55,7 @@ LIST_ROWS = 1000
 STF_FILES = 64
 MP = multiprocessing.get_context("spawn")
 
-LOG_RECORD = {
-    "app_name": "bench",
-    "instance_name": "bench-1",
-    "timestamp": "2026-03-31T10:00:00.123456",
-    "level": 20,
-    "levelname": "INFO",
-    "message": "processed STF swf.100010.000001.stf in 0.25 s",
-    "module": "bench_run",
-    "funcname": "worker",
-    "lineno": 42,
-    "process": 4242,
-    "thread": 140234567890,
-    "extra_data": {"run_number": 100010},
-}
+LOG_RECORD = {**bench_counters.LOG_RECORD, "module": "bench_run"}  # the record bench_counters posts
 
 
 @dataclass(frozen=True)
