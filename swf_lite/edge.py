@@ -166,7 +166,8 @@ class EdgeConnections(connections.ConnectionManager):
         """A worker is done with a kept-alive connection: its next request passes the gate too
         (bytes the worker's reader already holds count as the start of that request)."""
         rfile: Any = conn.rfile
-        pending = Pending(conn.socket, None, "head", time.time() + self.server.timeout, conn)
+        addr = (conn.remote_addr, conn.remote_port)
+        pending = Pending(conn.socket, addr, "head", time.time() + self.server.timeout, conn)
         pending.buf += rfile._read_buf[rfile._read_pos :]  # _pyio.BufferedReader's buffer (cf. has_data)
         rfile._read_buf, rfile._read_pos = b"", 0
         conn.socket.setblocking(False)
@@ -179,7 +180,8 @@ class EdgeConnections(connections.ConnectionManager):
         with suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_WR)  # the raw socket: the answer is already sent
         sock.setblocking(False)
-        self.advance(Pending(sock, None, "drain", time.time() + self.server.timeout, conn))
+        addr = (conn.remote_addr, conn.remote_port)
+        self.advance(Pending(sock, addr, "drain", time.time() + self.server.timeout, conn))
 
     def _expire(self, threshold: float) -> None:
         """Past its deadline a connection is closed; one that started a request is answered 408 first."""
