@@ -287,7 +287,8 @@ class Service:
         if r.sequenced:
             seq = getattr(model, SEQ)
             order.append(seq.desc() if names and names[0].startswith("-") else seq)
-        order.append(model._meta.primary_key)
+        if names[-1:] != [model._meta.primary_key.name] and names[-1:] != ["-" + model._meta.primary_key.name]:
+            order.append(model._meta.primary_key)
         return order
 
     def _filter_expression(self, r: Resource, flt: Filter, raw: str) -> Any:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import time
+import uuid
 
 import pytest
 from api_helpers import (
@@ -23,6 +25,9 @@ from api_helpers import (
 )
 
 from swf_lite.db import Store
+from swf_lite.db.models import list_indexes
+from swf_lite.events import Bus
+from swf_lite.service import Service
 
 module_server, server = shared_server()
 LOGS = "/api/logs/"
@@ -273,6 +278,46 @@ def test_every_filtered_column_is_indexed(fresh_store, name, column, op):
     sql = f'EXPLAIN QUERY PLAN SELECT * FROM "{table}" WHERE "{column}" {op} ?'
     plan = " ".join(row[-1] for row in fresh_store.db.execute_sql(sql, ("x",)).fetchall())
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan or "PRIMARY KEY" in plan, plan
+
+
+def filter_sort_pairs():
+    """(resource, filter param) for every equality filter that has a (filter, sort) index."""
+    return [(r.name, flt.param) for r in RESOURCES for path, _ in list_indexes(r)
+            for flt in r.filters if flt.op == "eq" and flt.path == path]  # fmt: skip
+
+
+class StatementLog(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.statements = []
+
+    def emit(self, record):
+        self.statements.append(record.msg)
+
+
+@pytest.mark.parametrize("name, param", filter_sort_pairs())
+def test_a_filtered_list_reads_its_rows_in_list_order(fresh_store, name, param):
+    """The statement the service runs for ``?<param>=x`` (default sort, a page of 100) walks an index
+    in list order: no sorting of every matching row (100,000 logs, ERROR: 14 ms -> 1 ms)."""
+    r = BY_NAME[name]
+    service = Service(fresh_store, Bus(max_clients=1, queue_size=1), zone=dt.timezone.utc)
+    value = {"int": "1", "int64": "1", "bool": "true", "uuid": str(uuid.uuid4())}
+    flt = next(f for f in r.filters if f.param == param)
+    target = r.field(flt.path)
+    kind = BY_NAME[target.to].pk.kind if target.kind == "fk" else target.kind
+    handler, peewee_log = StatementLog(), logging.getLogger("peewee")
+    peewee_log.addHandler(handler)
+    level = peewee_log.level
+    peewee_log.setLevel(logging.DEBUG)
+    try:
+        service.list(r, {param: value.get(kind, "x")}, limit=100)
+    finally:
+        peewee_log.removeHandler(handler)
+        peewee_log.setLevel(level)
+    sql, params = next((q, a) for q, a in handler.statements if "ORDER BY" in q)
+    plan = " ".join(row[-1] for row in fresh_store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    # "FOR RIGHT PART OF ORDER BY" (a text key breaking ties) sorts only rows of equal sort value
+    assert "TEMP B-TREE FOR ORDER BY" not in plan and "INDEX" in plan, (sql, plan)
 
 
 def test_filtered_lists_over_100000_logs_are_fast(server, anon):

@@ -202,6 +202,27 @@ def test_store_upgrade_adds_columns_and_keeps_rows(tmp_path):
         store.close()
 
 
+def test_store_upgrade_replaces_lone_filter_indexes(tmp_path):
+    """Older versions indexed ``logs.levelname`` alone; the upgrade keeps a (levelname, timestamp)
+    index instead, so writes pay for one index per filter, not two."""
+    db_path = tmp_path / "old.sqlite3"
+    Store(f"sqlite:///{db_path}").open().close()
+    import sqlite3
+
+    con = sqlite3.connect(db_path)
+    con.execute('CREATE INDEX "applog_levelname" ON "logs" ("levelname")')  # the old version's index
+    con.execute('CREATE INDEX "mine" ON "logs" ("message")')  # someone's own: not ours to drop
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db_path}").open()
+    try:
+        indexes = {i.name: i.columns for i in store.db.get_indexes("logs")}
+        assert "applog_levelname" not in indexes and indexes["mine"] == ["message"]
+        assert ["levelname", "timestamp"] in indexes.values()
+    finally:
+        store.close()
+
+
 def test_memory_database_is_refused():
     with pytest.raises(ValueError, match="memory"):
         Store("sqlite:///:memory:")

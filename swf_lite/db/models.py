@@ -63,10 +63,29 @@ SIMPLE_KINDS = {
 }
 
 
+def list_indexes(resource: Resource) -> list[tuple[str, str]]:
+    """(filter field, sort field) pairs, one per equality filter on a field of the resource: with an
+    index on both, ``?levelname=ERROR&limit=100`` reads its 100 rows already in list order instead of
+    sorting every ERROR row (100,000 logs: 14 ms -> 1 ms). It also serves the filter alone."""
+    keys = {resource.pk.name} | {f.name for f in resource.fields if f.unique}
+    orders = dict(resource.filter_ordering)
+    out = []
+    for flt in resource.filters:
+        if flt.op != "eq" or "." in flt.path or flt.path in keys:
+            continue
+        order = orders.get(flt.param) or resource.ordering
+        by = order[0].lstrip("-") if order else None
+        if by and by != flt.path and (flt.path, by) not in out:
+            out.append((flt.path, by))
+    return out
+
+
 def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False) -> pw.Field:
     """The peewee field for one catalog field."""
     sorted_by = bool(resource.ordering) and resource.ordering[0].lstrip("-") == f.name  # lists read in this order
-    indexed = not pk and not f.unique and (sorted_by or any(flt.path == f.name for flt in resource.filters))
+    paired = any(first == f.name for first, _ in list_indexes(resource))  # led by a (filter, sort) index
+    filtered = any(flt.path == f.name for flt in resource.filters)
+    indexed = not pk and not f.unique and (sorted_by or filtered and not paired)
     kw: dict[str, Any] = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
     if pk:
         kw = {"primary_key": True}
@@ -75,7 +94,7 @@ def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool 
         to_field = getattr(target, f.to_field) if f.to_field else target._meta.primary_key
         on_delete = "SET NULL" if f.null else "CASCADE"
         return pw.ForeignKeyField(target, field=to_field, column_name=f.name, backref="+",
-                                  on_delete=on_delete, null=f.null, index=True)  # fmt: skip
+                                  on_delete=on_delete, null=f.null, index=not paired)  # fmt: skip
     if pk and f.kind == "int" and f.read_only:
         return dialect.auto_pk()
     cls = SIMPLE_KINDS[f.kind]
@@ -95,8 +114,9 @@ def build_models(db: pw.Database, dialect: Dialect) -> Models:
         if r.sequenced:
             attrs[SEQ] = pw.BigIntegerField(null=True, unique=True)  # null only for rows of an older version
         meta: dict[str, Any] = {"database": db, "table_name": r.table}
-        if r.unique_together:
-            meta["indexes"] = tuple((cols, True) for cols in r.unique_together)
+        meta["indexes"] = tuple((cols, True) for cols in r.unique_together) + tuple(
+            (pair, False) for pair in list_indexes(r)
+        )
         attrs["Meta"] = type("Meta", (), meta)
         models[r.name] = type(r.model, (pw.Model,), attrs)
 

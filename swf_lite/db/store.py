@@ -90,8 +90,22 @@ class Store:
                 if SEQ in added:
                     self.dialect.backfill_seq(self.db, table)
                 model._schema.create_indexes(safe=True)
+                self._drop_replaced_indexes(model)
             self.models["_state"].insert(id=1, **START_VALUES).on_conflict_ignore().execute()
         return self
+
+    def _drop_replaced_indexes(self, model: Any) -> None:
+        """Older versions indexed each filter column alone; now a (filter, sort) index leads with it,
+        and the lone one would only slow every write down."""
+        columns = {f.column_name: f for f in model._meta.sorted_fields}
+        leading = {columns[model._meta.fields[names[0]].column_name] for names, unique in model._meta.indexes
+                   if not unique and len(names) > 1}  # fmt: skip
+        for index in self.db.get_indexes(model._meta.table_name):
+            field = columns.get(index.columns[0]) if len(index.columns) == 1 else None
+            if not index.unique and field in leading and not field.index:
+                log.info("upgrading table %s: index %s replaced by a (filter, sort) index", model._meta.table_name,
+                         index.name)  # fmt: skip
+                self.db.execute_sql(f'DROP INDEX "{index.name}"')
 
     def _add_missing_columns(self, model: Any) -> list[str]:
         migrator = SchemaMigrator.from_database(self.db)
