@@ -91,9 +91,8 @@ def run_window(load: Load, conn: Connection) -> Part:
                     if len(errors) < MAX_ERROR_TEXTS:
                         errors.append(f"{load.method} {url}: {r.status_code} {r.text[:200]}")
                     return False
-                data = r.json()
                 if load.value_key:
-                    values.append(data[load.value_key])
+                    values.append(r.json()[load.value_key])
                 return True
 
             try:

@@ -16,6 +16,7 @@ baseline of the cold-start measurement.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ import sqlite3
 import sys
 import threading
 import time
+import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,63 @@ def bare_app(db_path: str, token: str) -> Any:
              data.get("operational_state", "READY"), now, now),
         ).fetchone()  # fmt: skip
         return answer(dict(row), 201)
+
+    msg_cols = db.columns("workflow_messages")
+
+    @app.post("/messages/")
+    def post_message() -> str:
+        need_token()
+        data = {k: v for k, v in body().items() if k in msg_cols}
+        data.update(message_id=uuid.uuid4().hex, sent_at=_now(), message_metadata={})
+        keys = list(data)
+        sql = (f'INSERT INTO "workflow_messages" ({", ".join(keys)}, "seq") VALUES ({", ".join("?" * len(keys))}, '
+               '(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "workflow_messages")) RETURNING *')  # fmt: skip
+        return answer(dict(db.con().execute(sql, [stored(data[k]) for k in keys]).fetchone()), 201)
+
+    @app.get("/logs/")
+    def filter_logs() -> str:
+        level = bottle.request.query.get("levelname", "ERROR")
+        limit = int(bottle.request.query.get("limit", "100"))
+        con = db.con()
+        count = con.execute('SELECT COUNT(*) FROM "logs" WHERE "levelname" = ?', (level,)).fetchone()[0]
+        rows = con.execute('SELECT * FROM "logs" WHERE "levelname" = ? ORDER BY "timestamp" DESC LIMIT ?',
+                           (level, limit)).fetchall()  # fmt: skip
+        return answer({"count": count, "next": None, "previous": None, "results": [dict(r) for r in rows]})
+
+    def html_table(rows: list[sqlite3.Row]) -> str:
+        if not rows:
+            return "<p>none</p>"
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0].keys())
+        body_ = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in tuple(r)) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body_}</table>"
+
+    def html_page(title: str, content: str) -> str:
+        bottle.response.content_type = "text/html; charset=utf-8"
+        return f"<!doctype html><html><head><title>{html.escape(title)}</title></head><body>{content}</body></html>"
+
+    @app.get("/page/")
+    def dashboard() -> str:
+        """The dashboard's data: counts of seven tables, the newest rows of five, recent problems."""
+        con = db.con()
+        tables = ("runs", "stf_files", "fastmon_files", "workflow_executions", "systemagents", "workflow_messages",
+                  "logs")  # fmt: skip
+        counts = {t: con.execute('SELECT COUNT(*) FROM "' + t + '"').fetchone()[0] for t in tables}
+        parts = [f"<p>{t}: {n}</p>" for t, n in counts.items()]
+        newest = {"workflow_messages": "sent_at", "runs": "run_id", "stf_files": "created_at",
+                  "fastmon_files": "created_at", "workflow_executions": "start_time"}  # fmt: skip
+        for table, col in newest.items():
+            parts.append(html_table(con.execute(f'SELECT * FROM "{table}" ORDER BY "{col}" DESC LIMIT 5').fetchall()))
+        parts.append(html_table(con.execute('SELECT * FROM "logs" WHERE "level" >= 30 ORDER BY "timestamp" DESC '
+                                            "LIMIT 8").fetchall()))  # fmt: skip
+        return html_page("Dashboard", "".join(parts))
+
+    @app.get("/page/logs/")
+    def logs_page() -> str:
+        """The logs page's data: the count and the newest 50 rows (its page size) as an HTML table."""
+        con = db.con()
+        count = con.execute('SELECT COUNT(*) FROM "logs"').fetchone()[0]
+        rows = con.execute('SELECT * FROM "logs" ORDER BY "timestamp" DESC LIMIT 50').fetchall()
+        return html_page("Logs", f"<p>{count} logs</p>{html_table(rows)}")
 
     @app.get("/health/")
     def health() -> str:

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
@@ -53,6 +54,8 @@ COLD_START_TARGET_S = 0.3
 RSS_TARGET_MB = 60.0
 LIST_ROWS = 1000
 STF_FILES = 64
+LOG_ROWS = 100_000
+MESSAGE_STREAMS = 10
 MP = multiprocessing.get_context("spawn")
 
 LOG_RECORD = {**bench_counters.LOG_RECORD, "module": "bench_run"}  # the record bench_counters posts
@@ -67,13 +70,14 @@ class Case:
     method: str
     lite_path: str
     bare_path: str
-    target: float  # swf-lite req/s at least this times the baseline's
+    target: float | None  # swf-lite req/s at least this times the baseline's (None: p99 only)
     tls: bool = False
     token: bool = False
     body: dict[str, Any] | None = None
     kind: str = "static"
     value_key: str | None = None
     ids: bool = False  # the path holds {id}: an STF file of the server's own database
+    streams: int = 0  # message streams held open on swf-lite while the case runs
 
 
 # in running order: the 1,000-row list is measured before POST /api/runs/ adds rows
@@ -92,6 +96,16 @@ CASES = (
         value_key="run_number",
     ),  # fmt: skip
     Case("runs_list", f"GET /api/runs/ ({LIST_ROWS:,} rows)", "GET", "/api/runs/", "/runs/", 0.6),
+    Case(
+        "logs_filter",
+        f"GET /api/logs/?levelname=ERROR&limit=100 ({LOG_ROWS // 1000}k)",
+        "GET",
+        "/api/logs/?levelname=ERROR&limit=100",
+        "/logs/?levelname=ERROR&limit=100",
+        None,
+    ),  # fmt: skip
+    Case("dashboard", "GET / (dashboard page)", "GET", "/", "/page/", None),
+    Case("logs_page", "GET /logs/ (page)", "GET", "/logs/", "/page/logs/", None),
     Case(
         "runs_post",
         "POST /api/runs/ (HTTP, token)",
@@ -124,6 +138,23 @@ CASES = (
         token=True,
         kind="heartbeat",
         body={"agent_type": "test", "status": "OK", "operational_state": "PROCESSING"},
+    ),  # fmt: skip
+    Case(
+        "messages",
+        f"POST /api/workflow-messages/ ({MESSAGE_STREAMS} streams)",
+        "POST",
+        "/api/workflow-messages/",
+        "/messages/",
+        0.8,
+        token=True,
+        body={
+            "message_type": "stf_gen",
+            "sender_agent": "daq-simulator",
+            "namespace": "bench",
+            "run_id": "100",
+            "message_content": {"msg_type": "stf_gen", "run_id": 100, "filename": "swf.100.000001.stf"},
+        },
+        streams=MESSAGE_STREAMS,
     ),  # fmt: skip
 )
 BY_NAME = {c.name: c for c in CASES}
@@ -299,7 +330,7 @@ def measure_case(case: Case, sides: list[Side], clients: Clients, args: argparse
         lite, bare = row["swf-lite"], row["baseline"]
         row["ratio"] = lite["rps"] / bare["rps"] if bare["rps"] else float("nan")
         misses = []
-        if not row["ratio"] >= case.target:
+        if case.target is not None and not row["ratio"] >= case.target:
             misses.append(f"ratio<{case.target:g}")
         if concurrency >= 16 and not lite["p99_ms"] < P99_TARGET_MS:
             misses.append(f"p99>={P99_TARGET_MS:g}ms")
@@ -339,6 +370,83 @@ def seed(side: Side) -> None:
             r = s.post(side.http + "/api/stf-files/", json=body, timeout=30)
             r.raise_for_status()
             side.stf_ids.append(r.json()["file_id"])
+
+
+def seed_logs(side: Side, db_path: str, count: int) -> None:
+    """``count`` log rows, one in ten ERROR, written straight into swf-lite's database (through the
+    API it would take minutes): copies of a row swf-lite stored itself, so values keep its format."""
+    import requests
+
+    levels = [("ERROR", 40)] + [("INFO", 20)] * 6 + [("WARNING", 30)] * 2 + [("DEBUG", 10)]
+    r = requests.post(side.http + "/api/logs/", json={**LOG_RECORD, "levelname": "ERROR", "level": 40}, timeout=30)
+    r.raise_for_status()
+    con = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        con.execute("PRAGMA busy_timeout = 15000")
+        cursor = con.execute('SELECT * FROM "logs" ORDER BY "id" DESC LIMIT 1')
+        cols = [d[0] for d in cursor.description if d[0] != "id"]
+        template = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
+        base = dt.datetime.fromisoformat(str(template["timestamp"]).replace("Z", ""))
+        sql = f'INSERT INTO "logs" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
+
+        def row(i: int) -> list[Any]:
+            name, level = levels[i % len(levels)]
+            when = (base - dt.timedelta(seconds=count - i)).isoformat(sep=" ")
+            values = {**template, "levelname": name, "level": level, "timestamp": when, "message": f"bench log {i}"}
+            return [values[c] for c in cols]
+
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(sql, (row(i) for i in range(count)))
+        con.execute("COMMIT")
+        con.execute("ANALYZE")
+    finally:
+        con.close()
+
+
+class Streams:
+    """Message-stream clients held open on swf-lite while a case runs: threads of the bench process,
+    which only waits on pipes meanwhile. They count the events they receive."""
+
+    def __init__(self, base: str, token: str, count: int):
+        import requests
+
+        self.events = 0
+        self.lock = threading.Lock()
+        self.responses = []
+        self.threads = []
+        for _ in range(count):
+            session = requests.Session()
+            session.trust_env = False
+            r = session.get(base + "/api/messages/stream/", headers={"Authorization": f"Token {token}"},
+                            stream=True, timeout=(5, 120))  # fmt: skip
+            r.raise_for_status()
+            self.responses.append(r)
+            thread = threading.Thread(target=self._read, args=(r,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _read(self, response: Any) -> None:
+        try:
+            for line in response.iter_lines():
+                if line.startswith(b"id: "):
+                    with self.lock:
+                        self.events += 1
+        except Exception:  # noqa: BLE001 - closed by close()
+            pass
+
+    def close(self) -> None:
+        for r in self.responses:
+            r.close()
+        for t in self.threads:
+            t.join(timeout=2)
+
+
+def stored_count(side: Side, path: str) -> int:
+    import requests
+
+    r = requests.get(side.http + path, params={"limit": 1}, timeout=30)
+    r.raise_for_status()
+    return int(r.json()["count"])
 
 
 def copy_db(src: str, dst: Path) -> None:
@@ -402,34 +510,51 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         busy = max(lite["client_busy"], bare["client_busy"]) * 100
         print(
             f"{row['title']:<42} {row['concurrency']:>2} {lite['rps']:>7.0f} {bare['rps']:>7.0f} {row['ratio']:>5.2f}"
-            f" {'≥' + format(row['target_ratio'], 'g'):>6} {lite['p50_ms']:>8.2f} {lite['p99_ms']:>6.1f}"
+            f" {_target(row['target_ratio']):>6} {lite['p50_ms']:>8.2f} {lite['p99_ms']:>6.1f}"
             f" {bare['p50_ms']:>8.2f} {bare['p99_ms']:>6.1f} {lite['server_cpu_us']:>6.0f}"
             f" {bare['server_cpu_us']:>5.0f} {lite['errors'] + bare['errors']:>6}"
             f" {cli_us:>6.0f} {busy:>5.0f}  {row['verdict']}"
         )
 
 
+def _target(ratio: float | None) -> str:
+    return "-" if ratio is None else "≥" + format(ratio, "g")
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """A bar chart of the ratios, only if matplotlib is already installed."""
+    """Throughput against concurrency, swf-lite and baseline, one panel per case (needs the bench
+    extra: ``pip install '.[bench]'``, i.e. matplotlib)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("plot: skipped (matplotlib is not installed; the bench does not install it)")
+        print("plot: skipped (matplotlib is not installed: pip install '.[bench]')")
         return
-    labels = [f"{r['case']} c={r['concurrency']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.5))
-    ax.barh(
-        labels, [r["ratio"] for r in rows], color=["tab:green" if r["verdict"] == "PASS" else "tab:red" for r in rows]
-    )
-    for i, r in enumerate(rows):
-        ax.plot([r["target_ratio"]] * 2, [i - 0.4, i + 0.4], color="black")
-    ax.set_xlabel("swf-lite req/s ÷ baseline req/s (black: target)")
-    ax.invert_yaxis()
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    cols = 2 if len(cases) > 1 else 1
+    nrows = math.ceil(len(cases) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.5 * cols, 2.6 * nrows + 0.6), squeeze=False)
+    for ax, name in zip(axes.flat, cases):
+        mine = [r for r in rows if r["case"] == name]
+        conc = [r["concurrency"] for r in mine]
+        for side, style in (("swf-lite", "o-"), ("baseline", "s--")):
+            ax.plot(conc, [r[side]["rps"] for r in mine], style, label=side)
+        ratios = ", ".join(f"c={r['concurrency']}: {r['ratio']:.2f}" for r in mine)
+        ax.set_title(f"{mine[0]['title']}\nratio {ratios}", fontsize=8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(conc, [str(c) for c in conc])
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("concurrent clients", fontsize=8)
+        ax.set_ylabel("req/s", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(cases) :]:
+        ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
     print(f"plot: {path}")
 
 
@@ -488,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swf-lite pid {f['pid']}: {f['http']} {f['https']}; seeding {LIST_ROWS} runs, {STF_FILES} STF files",
               flush=True)  # fmt: skip
         seed(lite_side)
+        if any(c.name in ("logs_filter", "logs_page", "dashboard") for c in args.case_list):
+            print(f"adding {LOG_ROWS:,} log rows", flush=True)
+            seed_logs(lite_side, f["db"], LOG_ROWS)
         copy_db(f["db"], work / "bare.sqlite3")
         bare = Host(host_bare, str(work / "bare.sqlite3"), f["cert"], f["key"], f["token"], f["threads"],
                     f["keep_alive"])  # fmt: skip
@@ -499,7 +627,20 @@ def main(argv: list[str] | None = None) -> int:
         clients = Clients(args.clients)
         seq = [0]
         for case in args.case_list:
-            rows += measure_case(case, [lite_side, bare_side], clients, args, seq, counter_values)
+            streams = Streams(lite_side.http, lite_side.token, case.streams) if case.streams else None
+            before = stored_count(lite_side, "/api/workflow-messages/") if streams else 0
+            try:
+                rows += measure_case(case, [lite_side, bare_side], clients, args, seq, counter_values)
+            finally:
+                if streams:
+                    time.sleep(0.5)  # the last events in flight
+                    streams.close()
+            if streams:
+                posted = stored_count(lite_side, "/api/workflow-messages/") - before
+                result["stream_events"] = {"streams": case.streams, "messages": posted, "received": streams.events,
+                                           "expected": posted * case.streams}  # fmt: skip
+                print(f"  streams: {streams.events} events received of {posted * case.streams} "
+                      f"({case.streams} x {posted} messages)", flush=True)  # fmt: skip
         result["rss_mb"] = {"swf-lite": lite.ask("rss"), "baseline": bare.ask("rss")}
         clients.stop()
         clients = None
