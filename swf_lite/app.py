@@ -22,12 +22,14 @@ import bottle
 from swf_lite.api import control, resources, schema, special, stream
 from swf_lite.api.http import ApiError, dumps, json_errors, store_unavailable
 from swf_lite.context import Context
+from swf_lite.errors import Unavailable
+from swf_lite.mcp import route as mcp_route
 from swf_lite.pages import admin, views
 from swf_lite.pages.render import SECURITY_HEADERS, TEMPLATE
 
 access_log = logging.getLogger("swf_lite.access")
 
-JSON_PREFIXES = ("/api/", "/_swf_lite/", "/health")
+JSON_PREFIXES = ("/api/", "/_swf_lite/", "/health", "/mcp/")
 
 
 class Router(bottle.Router):
@@ -63,6 +65,7 @@ def build_app(ctx: Context) -> bottle.Bottle:
     control.mount(app, ctx)
     schema.mount(app, ctx)
     resources.ResourceAPI(ctx).mount(app)
+    mcp_route.mount(app, ctx)  # /mcp/: answers every method itself (405 but POST)
     refuse_other_methods(app)
     pages = views.mount(app, ctx)  # after the API: page paths never shadow API paths
     admin.mount(app, ctx, pages)
@@ -94,7 +97,7 @@ def _not_allowed(allow: str) -> Callable[[], None]:
 
 
 def is_json_path(path: str) -> bool:
-    return path.startswith(JSON_PREFIXES) or path in ("/health", "/api", "/_swf_lite")
+    return path.startswith(JSON_PREFIXES) or path in ("/health", "/api", "/_swf_lite", "/mcp")
 
 
 def _error_page(err: bottle.HTTPError) -> bytes:
@@ -170,9 +173,10 @@ class Middleware:
             _stop_reading(wire, start_response)
             result = self._json(recording_start_response, exc.status, exc.body, close=True)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never an empty body or a traceback
-            if store_unavailable(exc):
+            if isinstance(exc, Unavailable) or store_unavailable(exc):
                 logging.getLogger("swf_lite.api").warning("database unavailable: %s", exc)
-                body = {"detail": "Service temporarily unavailable: the database cannot be used now."}
+                body = {"detail": str(exc) if isinstance(exc, Unavailable) else
+                        "Service temporarily unavailable: the database cannot be used now."}  # fmt: skip
                 result = self._json(recording_start_response, "503 Service Unavailable", body, retry=True)
             else:
                 logging.getLogger("swf_lite.api").exception("unexpected failure outside a route")
@@ -200,7 +204,10 @@ class Middleware:
                 "413 Payload Too Large", {"detail": f"Request body is larger than the limit of {limit} bytes."}
             )
         self.ctx.store.connect()
-        return self.app(environ, start_response)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self.ctx.store.release()  # back to the pool: a stream has released it already
 
     @staticmethod
     def _json(start_response: Callable[..., Any], status: str, obj: Any, close: bool = False,

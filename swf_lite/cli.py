@@ -1,4 +1,4 @@
-"""Command line: ``serve`` (the default), ``token``/``get_token``, ``env``, ``demo-agents``.
+"""Command line: ``serve`` (the default), ``token``/``get_token``, ``env``, ``demo-agents``, ``mcp-config``.
 
 Flags are derived from :class:`swf_lite.config.Settings`; every flag also has an
 ``SWF_LITE_<NAME>`` environment variable.
@@ -18,21 +18,22 @@ import threading
 from typing import TYPE_CHECKING
 
 from swf_lite import __version__
-from swf_lite.config import ENV_PREFIX, Settings, mask_url
+from swf_lite.config import AGENT_ENV, ENV_PREFIX, Settings, mask_url
 
 if TYPE_CHECKING:  # imported where used: the server pulls in the whole stack
     from swf_lite.server import SwfLiteServer
 
 READY = "swf-lite ready"
 READY_RE = re.compile(rf"^{READY} http=(?P<http>\S+) https=(?P<https>\S+) pid=(?P<pid>\d+)\s*$")  # parsers use this
-COMMANDS = ("serve", "token", "get_token", "env", "demo-agents")
+COMMANDS = ("serve", "token", "get_token", "env", "demo-agents", "mcp-config")
 
 
 def _settings_parser(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Settings):
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
-        help_text = f"{f.metadata.get('help', '')} [env {env}]"
+        also = f", else {AGENT_ENV[f.name]}" if f.name in AGENT_ENV else ""  # the agents' own variable
+        help_text = f"{f.metadata.get('help', '')} [env {env}{also}]"
         if f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -43,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swf-lite",
         description="A local SWF Monitor: the testbed's REST API, counters and live stream in one process.",
-        epilog="Commands: serve (default), token USER (alias get_token), env, demo-agents. "
-        "Example: python -m swf_lite --http-port 0 --https-port 0",
+        epilog="Commands: serve (default), token USER (alias get_token), env, demo-agents, "
+        "mcp-config [https] [variable]. Example: python -m swf_lite --http-port 0 --https-port 0",
     )
     parser.add_argument("--version", action="version", version=f"swf-lite {__version__}")
     parser.add_argument("command", nargs="?", default="serve", choices=COMMANDS, help=argparse.SUPPRESS)
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_token(settings, ns.args)
     if ns.command == "env":
         return cmd_env(settings)
+    if ns.command == "mcp-config":
+        return cmd_mcp_config(settings, ns.args)
     if ns.command == "demo-agents":
         from swf_lite import demo
 
@@ -100,6 +103,28 @@ def cmd_env(settings: Settings) -> int:
         print(f"no swf-lite data in {settings.data_dir}; start the server once first", file=sys.stderr)
         return 1
     print("\n".join(export_lines(env)))
+    return 0
+
+
+def cmd_mcp_config(settings: Settings, args: list[str]) -> int:
+    """The ``.mcp.json`` entry that points an AI assistant (Claude Code) at this swf-lite's ``/mcp/``:
+    plain HTTP by default (``https``: the TLS port, whose CA a Node client trusts only through
+    ``NODE_EXTRA_CA_CERTS``); ``variable``: the header names ``${SWF_MONITOR_MCP_TOKEN}``, as the
+    testbed's own file does, instead of holding the token."""
+    from swf_lite.mcp.config import client_config
+
+    unknown = [a for a in args if a not in ("https", "variable")]
+    if unknown:
+        print(f"usage: python -m swf_lite mcp-config [https] [variable] (not {' '.join(unknown)})", file=sys.stderr)
+        return 2
+    try:
+        config, notes = client_config(settings, https="https" in args, variable="variable" in args)
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(config)
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -143,6 +168,9 @@ def print_banner(server: SwfLiteServer) -> None:
         if server.https_url:
             lines.append(f"  https      {server.https_url}")
             lines.append(f"  CA bundle  {server.ca_bundle}")
+        if server.bridge is not None:
+            state = "connected" if server.bridge.connected else "not reachable yet, retrying"
+            lines.append(f"  broker     stomp://{s.stomp} {server.bridge.destination} ({state})")
         lines += [f"  token      {server.token}  (user {s.user})", "", "Point agents here:"]
         lines += ["  " + line for line in export_lines(env)]
         lines.append("")

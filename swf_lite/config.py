@@ -26,6 +26,12 @@ BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
 TLS_LOCK_FILE = ".tls.lock"
 # WSGI environ key the server (swf_lite.edge) sets: () -> bool, True once the client has hung up
 PEER_CLOSED = "swf_lite.peer_closed"
+# Settings that default to the variables the agents (swf-common-lib's BaseAgent) and the real monitor read,
+# and to the usual DATABASE_URL
+AGENT_ENV = {"db": "DATABASE_URL", "stomp_user": "ACTIVEMQ_USER", "stomp_password": "ACTIVEMQ_PASSWORD",
+             "stomp_ssl": "ACTIVEMQ_USE_SSL", "stomp_ca_certs": "ACTIVEMQ_SSL_CA_CERTS",
+             "stomp_cert_file": "ACTIVEMQ_SSL_CERT_FILE", "stomp_key_file": "ACTIVEMQ_SSL_KEY_FILE",
+             "stomp_topic": "ACTIVEMQ_HEARTBEAT_TOPIC"}  # fmt: skip
 
 
 def default_data_dir() -> Path:
@@ -58,7 +64,11 @@ class Settings:
     https_port: int = field(default=8443, metadata={"help": "HTTPS port (0 = pick a free one)"})
     tls: bool = field(default=True, metadata={"help": "serve HTTPS too"})
     data_dir: Path = field(default_factory=default_data_dir, metadata={"help": "data directory"})
-    db: str = field(default="", metadata={"help": "peewee database URL (default: sqlite in data dir)"})
+    db: str = field(default="", metadata={"help": "database URL: sqlite:///PATH (default: in the data dir) "
+                                                  "or postgresql://USER:PASSWORD@HOST:PORT/DB"})  # fmt: skip
+    db_pool: int = field(default=8, metadata={"help": "most database connections this process opens"})
+    db_pool_wait: float = field(default=5.0, metadata={"help": "seconds a request waits for a free database "
+                                                                "connection before it gets a 503"})  # fmt: skip
     cert: Path | None = field(default=None, metadata={"help": "your own server certificate (PEM)"})
     key: Path | None = field(default=None, metadata={"help": "your own server private key (PEM)"})
     time_zone: str = field(default_factory=local_zone_name, metadata={"help": "zone of naive input times"})
@@ -75,6 +85,17 @@ class Settings:
     seed: Path | None = field(default=None, metadata={"help": "JSON seed file loaded on start"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING or ERROR"})
     quiet: bool = field(default=False, metadata={"help": "print only the ready line"})
+    # The ActiveMQ bridge (swf_lite.bridge; needs stomp.py). Defaults also come from the agents' ACTIVEMQ_* variables.
+    stomp: str = field(default="", metadata={"help": "bridge workflow messages with this STOMP broker (HOST:PORT)"})
+    stomp_topic: str = field(default="epictopic", metadata={"help": "the agents' topic (a name, or a /topic/ or "
+                                                                    "/queue/ destination)"})  # fmt: skip
+    stomp_user: str = field(default="admin", metadata={"help": "broker user"})
+    stomp_password: str = field(default="admin", metadata={"help": "broker password", "secret": True})
+    stomp_ssl: bool = field(default=False, metadata={"help": "connect to the broker over TLS"})
+    stomp_ca_certs: Path | None = field(default=None, metadata={"help": "CA certificates for the broker (PEM)"})
+    stomp_cert_file: Path | None = field(default=None, metadata={"help": "client certificate for the broker"})
+    stomp_key_file: Path | None = field(default=None, metadata={"help": "client key for the broker"})
+    stomp_buffer: int = field(default=1000, metadata={"help": "messages kept for the broker while it is away"})
 
     def __post_init__(self) -> None:
         self.validate()
@@ -89,9 +110,11 @@ class Settings:
         for name in ("http_port", "https_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ValueError(f"{name} must be between 0 and 65535")
-        for name in ("threads", "max_body", "sse_max_clients", "sse_page_clients", "sse_queue"):
+        for name in ("threads", "max_body", "sse_max_clients", "sse_page_clients", "sse_queue", "db_pool"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.db_pool_wait < 0:
+            raise ValueError("db_pool_wait must not be negative")
         if self.sse_heartbeat <= 0:
             raise ValueError("sse_heartbeat must be positive")
         if self.stale_agent_seconds < 0:
@@ -105,6 +128,13 @@ class Settings:
             raise ValueError(f"unknown time zone {self.time_zone!r}") from None
         if bool(self.cert) != bool(self.key):
             raise ValueError("--cert and --key go together")
+        if self.stomp and self.stomp_address is None:
+            raise ValueError(f"stomp: {self.stomp!r} is not HOST:PORT (e.g. localhost:61612, the agents' "
+                             "ACTIVEMQ_HOST:ACTIVEMQ_PORT)")  # fmt: skip
+        if self.stomp_buffer < 1:
+            raise ValueError("stomp_buffer must be at least 1")
+        if not self.stomp_topic.strip("/"):
+            raise ValueError("stomp_topic must name a topic")
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -116,24 +146,40 @@ class Settings:
         return [h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
+    def stomp_address(self) -> tuple[str, int] | None:
+        """``stomp`` as (host, port); None when not set or not HOST:PORT (``[::1]:61613`` for IPv6)."""
+        host, colon, port = self.stomp.strip().rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not (colon and host and port.isdigit() and 0 < int(port) <= 65535):
+            return None
+        return host, int(port)
+
+    @property
     def db_url(self) -> str:
         return self.db or f"sqlite:///{self.data_dir / DB_FILE}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``SWF_LITE_<NAME>`` variables, then explicit overrides."""
+        """Defaults, then the agents' ``ACTIVEMQ_*`` variables (:data:`AGENT_ENV`), then ``SWF_LITE_<NAME>``
+        variables, then explicit overrides."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
+            if (raw is None or raw == "") and f.name in AGENT_ENV:
+                raw = environ.get(AGENT_ENV[f.name])
             if raw is not None and raw != "":
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def public(self) -> dict[str, Any]:
-        """Settings as JSON-friendly values (for ``/_swf_lite/config``)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        """Settings as JSON-friendly values (for ``/_swf_lite/config``); secrets masked."""
+        out = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("secret") and out.get(f.name):
+                out[f.name] = MASK
+        return out
 
 
 def _coerce(f: dataclasses.Field[Any], value: Any) -> Any:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from swf_lite import timefmt
 
@@ -54,7 +54,7 @@ class Change:
     ``row`` is the row as clients read it (for a delete: as it was). ``seq`` is the storage-order
     number of sequenced resources; ``number`` is the bus's running count, set when published."""
 
-    __slots__ = ("op", "resource", "pk", "row", "seq", "number", "_memo")
+    __slots__ = ("op", "resource", "pk", "row", "seq", "number", "origin", "_memo")
 
     def __init__(self, op: str, resource: str, pk: Any, row: Mapping[str, Any] | None, seq: int | None = None):
         self.op = op
@@ -63,6 +63,7 @@ class Change:
         self.row = row
         self.seq = seq
         self.number = 0
+        self.origin = ""  # the process that committed it, when several share a database (swf_lite.feed)
         self._memo: dict[str, Any] = {}
 
     def memo(self, key: str, build: Callable[[], Any]) -> Any:
@@ -88,7 +89,7 @@ class Event:
     frame: bytes
 
 
-View = Callable[[Change], Event | None]
+View = Callable[[Change], Optional[Event]]  # evaluated at run time: no "X | None" on Python 3.9
 
 
 def message_event(message: Mapping[str, Any], seq: int) -> Event:
@@ -230,6 +231,17 @@ class Subscriber:
                 if remaining <= 0:
                     return None
                 self._cond.wait(remaining)
+
+    def ready(self, limit: int) -> list[Event]:
+        """Up to ``limit`` more events already queued, without waiting (written with the one just got:
+        one socket write for a burst instead of one per event)."""
+        out: list[Event] = []
+        with self._cond:
+            while self._queue and len(out) < limit:
+                event = self._queue.popleft()
+                if event.id > self.skip_upto:
+                    out.append(event)
+        return out
 
     def set_skip_upto(self, event_id: int) -> None:
         with self._cond:

@@ -72,6 +72,9 @@ def _bool(value: Any) -> bool:
     raise FieldError("Must be a valid boolean.")
 
 
+NULL_CHARACTERS = "Null characters are not allowed."
+
+
 def _string(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise FieldError("Not a valid string.")
@@ -147,6 +150,8 @@ def choice(f: F, raw: Any) -> Any:
 def check(f: F, raw: Any, value: Any) -> None:
     """Blank, length and choice rules on a converted value."""
     if isinstance(value, str):
+        if "\x00" in value:  # DRF's ProhibitNullCharactersValidator; PostgreSQL text cannot hold NUL
+            raise FieldError(NULL_CHARACTERS)
         if not value.strip() and not f.allow_blank:
             raise FieldError("This field may not be blank.")
         if f.max_length and len(value) > f.max_length:

@@ -69,6 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("swf_lite_subprocess", type="bool", default=False,
                   help="run swf-lite as a subprocess (as --swf-lite-subprocess)")  # fmt: skip
+    group.addoption(
+        "--swf-lite-db",
+        default=None,
+        metavar="URL",
+        help="database of the test server instead of a SQLite file in a temporary dir, e.g. "
+        "postgresql://user:pass@127.0.0.1:5432/agent_tests (every table is emptied before each test)",
+    )
+    parser.addini("swf_lite_db", default="", help="database URL of the test server (as --swf-lite-db)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,14 +114,17 @@ def swf_lite_settings() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def swf_lite_options(
+    pytestconfig: pytest.Config,
     swf_lite_host: str,
     swf_lite_tls: bool,
     swf_lite_seed: str | Path | dict[str, Any] | None,
     swf_lite_settings: dict[str, Any],
 ) -> ServerOptions:
-    """The four settings above as one value, the seed read once per session as a dict (a missing
-    seed file fails before any server starts)."""
-    return ServerOptions(host=swf_lite_host, tls=swf_lite_tls, settings=swf_lite_settings,
+    """The four settings above as one value (plus ``--swf-lite-db``), the seed read once per session
+    as a dict (a missing seed file fails before any server starts)."""
+    db = pytestconfig.getoption("swf_lite_db") or pytestconfig.getini("swf_lite_db")
+    settings = {"db": db, **swf_lite_settings} if db else swf_lite_settings
+    return ServerOptions(host=swf_lite_host, tls=swf_lite_tls, settings=settings,
                          seed=read_seed(swf_lite_seed))  # fmt: skip
 
 
@@ -124,7 +135,8 @@ def swf_lite_options(
 def swf_lite_server(
     tmp_path_factory: pytest.TempPathFactory, swf_lite_options: ServerOptions
 ) -> Iterator[SwfLiteServer]:
-    """swf-lite in this process: both servers on port 0 over a SQLite file in a temporary dir."""
+    """swf-lite in this process: both servers on port 0 over a SQLite file in a temporary dir (or the
+    ``--swf-lite-db`` database)."""
     server = start_in_process(tmp_path_factory.mktemp("swf-lite"), swf_lite_options)
     try:
         yield server

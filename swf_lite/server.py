@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import peewee as pw
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -26,6 +27,9 @@ from swf_lite.context import Context
 from swf_lite.db import Store
 from swf_lite.edge import EdgeServer
 from swf_lite.hosts import HostCheck
+
+if TYPE_CHECKING:  # imported in start() only with --stomp: stomp.py is an optional extra
+    from swf_lite.bridge import Bridge
 
 log = logging.getLogger("swf_lite.server")
 
@@ -91,6 +95,7 @@ class SwfLiteServer:
         self.tls: tls.TlsFiles | None = None
         self.token: str = ""
         self.endpoints: list[Endpoint] = []
+        self.bridge: Bridge | None = None  # the ActiveMQ bridge (--stomp)
         self._stopped = threading.Event()
 
     # -- start ---------------------------------------------------------------------------------
@@ -104,15 +109,25 @@ class SwfLiteServer:
                                "choose another with --data-dir") from exc  # fmt: skip
         db_file = mask_url(s.db_url.split("sqlite:///", 1)[-1])
         try:
-            self.store = Store(s.db_url).open()
+            self.store = Store(s.db_url, pool=s.db_pool, wait=s.db_pool_wait).open()
             self.token = auth.get_or_create_token(self.store, s.user, is_staff=True)
-        except (pw.DatabaseError, OSError) as exc:  # not SQLite, truncated, unreadable, read-only
+        except ValueError as exc:  # an unsupported URL, a missing driver
+            raise StartupError(f"--db: {exc}") from exc
+        except (pw.DatabaseError, OSError) as exc:  # not SQLite, truncated, unreadable, read-only; no server
+            if not s.db_url.startswith("sqlite"):
+                raise StartupError(f"{db_file}: cannot use the database ({str(exc).strip()}); check --db or "
+                                   "$DATABASE_URL and that the server is running") from exc  # fmt: skip
             raise StartupError(f"{db_file}: not a usable SQLite database ({exc}); move it away to start "
                                "afresh, or choose another --data-dir") from exc  # fmt: skip
         self.ctx = Context(s, self.store)
+        try:
+            self.ctx.start()
+        except RuntimeError as exc:
+            raise StartupError(f"{mask_url(s.db_url)}: {exc}") from exc
         self.app = Middleware(build_app(self.ctx), self.ctx)
         self.wsgi_app = HostCheck.for_settings(self.app, s)  # what the sockets serve (DNS-rebinding guard)
         seeding.load_initial(s, self.ctx.service)  # --demo / --seed
+        self.store.release()  # start-up's connection goes back to the pool, for the requests
         if s.tls:
             hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
             try:
@@ -123,6 +138,8 @@ class SwfLiteServer:
                 raise StartupError(f"{where}: cannot use the TLS certificate ({exc}); fix --cert/--key, or delete "
                                    f"the *.pem files in {s.data_dir} to have new ones made") from exc  # fmt: skip
         try:
+            if s.stomp:  # after the seed (not published), before the doors open (every message published)
+                self.bridge = self.ctx.bridge = self._start_bridge()
             self.endpoints.append(self._bind("http", s.http_port, "--http-port"))
             if s.tls:
                 self.endpoints.append(self._bind("https", s.https_port, "--https-port"))
@@ -134,6 +151,17 @@ class SwfLiteServer:
             ep.thread = threading.Thread(target=ep.server.serve, name=f"swf-lite-{ep.name}", daemon=True)
             ep.thread.start()
         return self
+
+    def _start_bridge(self) -> Bridge:
+        try:
+            from swf_lite.bridge import Bridge
+        except ImportError as exc:
+            raise StartupError(f"--stomp needs stomp.py ({exc}): pip install 'swf-lite[stomp]'") from exc
+        assert self.ctx is not None, "the context exists before the bridge starts"
+        try:
+            return Bridge(self.ctx).start()
+        except pw.DatabaseError as exc:
+            raise StartupError(f"{mask_url(self.settings.db_url)}: cannot create the bridge's table ({exc})") from exc
 
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
@@ -188,6 +216,8 @@ class SwfLiteServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.bridge is not None:  # first: nothing more stored from, or published to, the broker
+            self.bridge.stop()
         if self.ctx:
             self.ctx.stopping.set()
             self._release_streams()
@@ -199,6 +229,8 @@ class SwfLiteServer:
         for ep in self.endpoints:
             if ep.thread:
                 ep.thread.join(timeout=1)
+        if self.ctx:
+            self.ctx.close()
         if self.store:
             try:
                 self.store.close()

@@ -71,6 +71,7 @@ class Service:
         self.zone = zone
         self.stale_agent_seconds = stale_agent_seconds
         self._commit = threading.Lock()  # commit + publish, in order
+        self.feed: Any = None  # swf_lite.feed.Feed when processes share the database: it publishes instead
         self._local = threading.local()  # changes of this thread's open transaction
 
     # -- transactions and the change feed ------------------------------------------------------
@@ -96,8 +97,13 @@ class Service:
             with self._commit:
                 with self.store.atomic() if atomic else contextlib.nullcontext():
                     yield
-                for change in changes:
-                    self.bus.publish(change)
+                    if self.feed is not None and atomic and changes:
+                        self.feed.notify(self.store.db, changes)  # delivered at commit, in commit order
+                if self.feed is None:
+                    for change in changes:
+                        self.bus.publish(change)
+                elif not atomic and changes:  # the statement has committed by itself
+                    self.feed.notify(self.store.db, changes)
         finally:
             self._local.pending = None
 
@@ -218,6 +224,8 @@ class Service:
         substring of any text column (case-insensitive for ASCII)."""
         model = self.store.model(r)
         query = model.select()
+        if "\x00" in search:
+            raise Invalid({"search": [fields.NULL_CHARACTERS]})
         if search.strip():
             texts = [getattr(model, f.name).contains(search.strip()) for f in r.all_fields if f.kind in TEXT_KINDS]
             if texts:
@@ -294,6 +302,8 @@ class Service:
     def _filter_expression(self, r: Resource, flt: Filter, raw: str) -> Any:
         model = self.store.model(r)
         if flt.op == "search":
+            if "\x00" in raw:
+                raise fields.FieldError(fields.NULL_CHARACTERS)
             expr = None
             for name in flt.path.split(","):
                 term = getattr(model, name).contains(raw)
@@ -339,6 +349,8 @@ class Service:
                 return False
             raise fields.FieldError(f"Select a valid choice. {raw} is not one of the available choices.")
         if f.kind in ("str", "text", "json", "url", "ip"):
+            if "\x00" in raw:
+                raise fields.FieldError(fields.NULL_CHARACTERS)
             return raw
         try:
             if f.kind in ("int", "int64") and not raw.lstrip("-").isdigit():

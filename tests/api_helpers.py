@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import sqlite3
 import uuid
 from typing import Any
 
@@ -38,10 +39,12 @@ def shared_server():
     conftest's ``api`` and ``anon`` clients then talk to it."""
 
     @pytest.fixture(scope="module")
-    def module_server(tmp_path_factory):
-        srv = SwfLiteServer(make_settings(tmp_path_factory.mktemp("data"))).start()
+    def module_server(tmp_path_factory, engine):
+        settings = engine.settings(tmp_path_factory.mktemp("data"))
+        srv = SwfLiteServer(settings).start()
         yield srv
         srv.stop()
+        engine.release(settings)
 
     @pytest.fixture
     def server(module_server):
@@ -52,13 +55,28 @@ def shared_server():
 
 
 @contextlib.contextmanager
-def running(tmp_path, **settings):
-    """A server with special settings (time zone, body limit, stale-agent age) for one test."""
-    srv = SwfLiteServer(make_settings(tmp_path / "data", **settings)).start()
+def running(tmp_path, engine=None, **settings):
+    """A server with special settings (time zone, body limit, stale-agent age) for one test; on
+    ``engine`` (conftest's fixture) if given, else SQLite."""
+    config = engine.settings(tmp_path / "data", **settings) if engine else make_settings(tmp_path / "data", **settings)
+    srv = SwfLiteServer(config).start()
     try:
         yield srv
     finally:
         srv.stop()
+        if engine:
+            engine.release(config)
+
+
+def raw_connection(srv):
+    """(a DB-API connection of its own to the server's database, its placeholder): what another
+    client of the database sees, committed data only."""
+    url = srv.settings.db_url
+    if url.startswith("sqlite"):
+        return sqlite3.connect(url.split("sqlite:///", 1)[1], timeout=5), "?"
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True), "%s"
 
 
 # -- responses -------------------------------------------------------------------------------------

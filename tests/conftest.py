@@ -1,12 +1,21 @@
-"""Shared fixtures: a real server on port 0 (both protocols) over a real SQLite file."""
+"""Shared fixtures: a real server on port 0 (both protocols) over a real database — a SQLite file and,
+for every test that takes a server, a PostgreSQL database too (``engine``: a throwaway cluster on
+loopback, ``tests/pg.py``; those tests skip, saying why, where no PostgreSQL binaries exist)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pg
 import pytest
 import requests
 
 from swf_lite.config import Settings
 from swf_lite.server import SwfLiteServer
+
+ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +33,58 @@ def make_settings(data_dir, **kw) -> Settings:
     return Settings(data_dir=data_dir, **kw)
 
 
+@dataclass
+class Engine:
+    """The database engine a test runs on: ``settings`` gives a server settings with a fresh database."""
+
+    name: str
+    cluster: Any = None
+
+    def __str__(self) -> str:
+        return self.name
+
+    def settings(self, data_dir: Path, **kw: Any) -> Settings:
+        if self.cluster is not None:
+            kw.setdefault("db", self.cluster.database())
+        return make_settings(data_dir, **kw)
+
+    def release(self, settings: Settings) -> None:
+        """After the server stopped: drop its PostgreSQL database."""
+        if self.cluster is not None and settings.db:
+            self.cluster.drop(settings.db)
+
+    def store_url(self, tmp_path: Path) -> str:
+        """A database URL for a bare Store."""
+        return self.cluster.database() if self.cluster is not None else f"sqlite:///{tmp_path / 'store.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    bindir = pg.binaries()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): apt-get install postgresql")
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install '.[test]'")
+    cluster = pg.Cluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request) -> Engine:
+    """Each storage-touching test runs once per engine (session scope: pytest groups the tests per engine)."""
+    if request.param == "postgresql":
+        return Engine("postgresql", request.getfixturevalue("pg_cluster"))
+    return Engine("sqlite")
+
+
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, engine):
     """A fresh server per test (function scope: tests may change its data freely)."""
-    srv = SwfLiteServer(make_settings(tmp_path / "data")).start()
+    settings = engine.settings(tmp_path / "data")
+    srv = SwfLiteServer(settings).start()
     yield srv
     srv.stop()
+    engine.release(settings)
 
 
 class Client:

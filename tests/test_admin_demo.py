@@ -153,9 +153,14 @@ def test_config_shows_settings_without_secrets(server, api):
     body = resp.json()
     assert body["settings"]["data_dir"] == str(server.settings.data_dir)
     assert body["settings"]["tls"] is True and body["settings"]["max_body"] == server.settings.max_body
-    assert body["settings"]["db_url"].startswith("sqlite:///")
+    assert body["settings"]["db_url"].startswith(("sqlite:///", "postgresql://"))
+    assert body["settings"]["db_url"].split(":", 1)[0] == server.settings.db_url.split(":", 1)[0]
     assert server.token not in resp.text
     assert "version" in body
+    engine = server.store.dialect.name
+    assert body["database"]["engine"] == engine and body["database"]["pool"] == server.settings.db_pool
+    assert (body["database"]["change_feed"] is not None) == (engine == "postgresql")
+    assert "bridge" not in body  # no --stomp
 
 
 def test_database_passwords_are_masked():
@@ -290,7 +295,7 @@ def test_demo_agents_find_the_local_server_from_settings(server, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")  # a global bundle
     settings = make_settings(server.settings.data_dir, http_port=server.endpoints[0].port,
-                             https_port=server.endpoints[1].port)  # fmt: skip
+                             https_port=server.endpoints[1].port, db=server.settings.db)  # fmt: skip
     assert demo.main(settings, ["--interval", "0", "--stf-count", "1", "--quiet"]) == 0
     check_one_run(server.http_url, 1)
 

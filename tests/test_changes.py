@@ -5,13 +5,22 @@ pages read, and that streams hold no database connection while they run."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
 import pytest
 import requests
-from api_helpers import WRITABLE, create, editable_field, error, ok, payload, sample_value, shared_server
+from api_helpers import (
+    WRITABLE,
+    create,
+    editable_field,
+    error,
+    ok,
+    payload,
+    raw_connection,
+    sample_value,
+    shared_server,
+)
 
 from swf_lite import events
 from swf_lite.catalog import BY_NAME
@@ -27,7 +36,6 @@ class Recorder:
         self.srv = srv
         self.changes: list[events.Change] = []
         self.uncommitted: list[events.Change] = []
-        self.db_path = srv.settings.data_dir / "swf-lite.sqlite3"
         self.sub = srv.ctx.bus.subscribe("recorder", view=self.view, kind="test")
 
     def view(self, change: events.Change) -> None:
@@ -37,19 +45,20 @@ class Recorder:
         return None
 
     def _visible(self, change: events.Change) -> bool:
-        """Read with a separate SQLite connection: only committed data is visible there."""
+        """Read with a separate connection: only committed data is visible there."""
         r = BY_NAME.get(change.resource)
         if r is None or change.pk is None or change.op == "reset":
             return True
-        con = sqlite3.connect(self.db_path, timeout=5)
+        con, mark = raw_connection(self.srv)
         try:
-            key = change.pk.replace("-", "") if r.pk.kind == "uuid" else change.pk
-            row = con.execute(f'SELECT 1 FROM "{r.table}" WHERE "{r.pk.name}" = ?', (key,)).fetchone()
+            key = change.pk.replace("-", "") if r.pk.kind == "uuid" and mark == "?" else change.pk
+            row = con.execute(f'SELECT 1 FROM "{r.table}" WHERE "{r.pk.name}" = {mark}', (key,)).fetchone()
         finally:
             con.close()
         return (row is None) if change.op == "delete" else (row is not None)
 
     def take(self) -> list[tuple[str, str, object]]:
+        self.srv.ctx.sync()  # PostgreSQL: the bus hears commits through LISTEN, a moment later
         got = [(c.op, c.resource, c.pk) for c in self.changes]
         self.changes.clear()
         return got
@@ -146,6 +155,7 @@ def test_change_order_is_commit_order_under_concurrency(api, recorder, server):
         t.start()
     for t in threads:
         t.join(30)
+    server.ctx.sync()
     seqs = [c.seq for c in recorder.changes if c.resource == "workflow-messages"]
     assert len(seqs) == 80 and seqs == sorted(seqs) and len(set(seqs)) == 80
 

@@ -177,7 +177,8 @@ def test_strict_x509_verification_accepts_the_chain(server, hostname):
 
 def test_private_files_are_0600(server):
     data = server.settings.data_dir
-    for name in ("swf-lite.sqlite3", "ssl_key.pem", "ca_key.pem"):
+    files = ("swf-lite.sqlite3",) if server.store.dialect.name == "sqlite" else ()
+    for name in (*files, "ssl_key.pem", "ca_key.pem"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
 
 
@@ -221,6 +222,36 @@ def test_store_upgrade_replaces_lone_filter_indexes(tmp_path):
         assert ["levelname", "timestamp"] in indexes.values()
     finally:
         store.close()
+
+
+def test_an_exhausted_connection_pool_answers_503_and_recovers(tmp_path, engine):
+    """``--db-pool 1``: while something holds the only connection, a request waits ``--db-pool-wait``
+    and gets a clear 503 (JSON, Retry-After); once it is back, requests are served again."""
+    from api_helpers import running
+
+    with running(tmp_path, engine=engine, db_pool=1, db_pool_wait=0.3) as srv:
+        url = srv.http_url + "/api/runs/"
+        assert requests.get(url, timeout=10).status_code == 200
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            srv.store.connect()
+            held.set()
+            release.wait(10)
+            srv.store.release()
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert held.wait(5)
+            busy = requests.get(url, timeout=10)
+            assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+            assert busy.json() == {"detail": "Service temporarily unavailable: all 1 database connections are busy."}
+        finally:
+            release.set()
+            holder.join(10)
+        assert requests.get(url, timeout=10).status_code == 200
+        assert srv.store.open_connections == 0, "every request gave its connection back"
 
 
 def test_memory_database_is_refused():

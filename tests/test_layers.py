@@ -23,15 +23,19 @@ LAYERS = {
     # storage
     "swf_lite.db.dialect": 2, "swf_lite.db.models": 3, "swf_lite.db.store": 4, "swf_lite.db": 5,
     # the domain
-    "swf_lite.service": 6, "swf_lite.auth": 6, "swf_lite.context": 7, "swf_lite.seeding": 7,
+    "swf_lite.feed": 5.5, "swf_lite.service": 6, "swf_lite.auth": 6, "swf_lite.context": 7, "swf_lite.seeding": 7,
     # doors
     "swf_lite.api": 8, "swf_lite.api.http": 8,
     "swf_lite.api.resources": 9, "swf_lite.api.special": 9, "swf_lite.api.stream": 9, "swf_lite.api.schema": 9,
     "swf_lite.api.control": 9, "swf_lite.app": 10, "swf_lite.hosts": 10,
     "swf_lite.pages": 8, "swf_lite.pages.charts": 1, "swf_lite.pages.site": 1, "swf_lite.pages.render": 8.5,
     "swf_lite.pages.views": 9, "swf_lite.pages.admin": 9.5,
+    "swf_lite.mcp": 0, "swf_lite.mcp.testbed": 1, "swf_lite.mcp.toolkit": 7.5, "swf_lite.mcp.queries": 7.6,
+    "swf_lite.mcp.records": 7.7, "swf_lite.mcp.overview": 7.7, "swf_lite.mcp.control": 7.7, "swf_lite.mcp.tools": 7.8,
+    "swf_lite.mcp.protocol": 8, "swf_lite.mcp.route": 9, "swf_lite.mcp.config": 12,
     # processes and tools
-    "swf_lite.edge": 10, "swf_lite.server": 11, "swf_lite.demo": 12, "swf_lite.cli": 13, "swf_lite.__main__": 14,
+    "swf_lite.edge": 10, "swf_lite.bridge": 10,
+    "swf_lite.server": 11, "swf_lite.demo": 12, "swf_lite.cli": 13, "swf_lite.__main__": 14,
     "swf_lite.testing": 14, "swf_lite.pytest_plugin": 15,
 }  # fmt: skip
 WEB = ("bottle", "cheroot")

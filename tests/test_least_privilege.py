@@ -218,6 +218,7 @@ class _BannerServer:
         self.https_url = None
         self.ca_bundle = None
         self.token = "tok"
+        self.bridge = None
 
     def client_env(self):
         return {"SWF_MONITOR_URL": self.http_url}

@@ -237,9 +237,7 @@ def test_agent_module_passes_with_the_fixture(agent_project: pytest.Pytester):
     result.assert_outcomes(passed=3)
 
 
-def test_each_test_starts_clean(agent_project: pytest.Pytester):
-    agent_project.makepyfile(
-        test_isolation="""
+ISOLATION = """
         from agent import Agent
 
 
@@ -273,10 +271,26 @@ def test_each_test_starts_clean(agent_project: pytest.Pytester):
             assert loaded == {"runs": 1}
             assert [r["run_number"] for r in swf_monitor.records("runs")] == [7]
             assert swf_monitor.request("POST", "/api/state/next-run-number/").json()["run_number"] == 8
-        """
-    )
+"""
+
+
+def test_each_test_starts_clean(agent_project: pytest.Pytester):
+    agent_project.makepyfile(test_isolation=ISOLATION)
     result = agent_project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_the_fixture_runs_on_a_given_postgresql_database(agent_project: pytest.Pytester, pg_cluster):
+    """``--swf-lite-db``: the same agent tests, isolated the same way, on PostgreSQL (the rows land there)."""
+    url = pg_cluster.database()
+    agent_project.makepyfile(test_isolation=ISOLATION)
+    result = agent_project.runpytest("-p", "no:cacheprovider", f"--swf-lite-db={url}")
+    result.assert_outcomes(passed=4)
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        assert con.execute('SELECT run_number FROM "runs"').fetchall() == [(7,)]  # test_4's seed, left behind
+    pg_cluster.drop(url)
 
 
 def test_settings_fixtures_can_be_overridden(agent_project: pytest.Pytester):

@@ -67,7 +67,13 @@ def mount(app: bottle.Bottle, ctx: Context) -> None:
     @app.get(f"{PREFIX}/config/")
     def config() -> bottle.HTTPResponse:
         require_token(store)
-        return json_response({"version": __version__, "settings": public_settings(ctx.settings)})
+        out = {"version": __version__, "settings": public_settings(ctx.settings),
+               "database": {"engine": ctx.store.dialect.name, "pool": ctx.store.pool,
+                            "connections_in_use": ctx.store.open_connections,
+                            "change_feed": ctx.feed.origin if ctx.feed else None}}  # fmt: skip
+        if ctx.bridge is not None:
+            out["bridge"] = ctx.bridge.status()
+        return json_response(out)
 
     @app.post(f"{PREFIX}/session/")
     def session_start() -> bottle.HTTPResponse:

@@ -531,7 +531,7 @@ def _special_paths(schemas: dict[str, Any]) -> dict[str, Any]:
             "tags": [memory.name],
             "summary": "Recent dialogue turns.",
             "parameters": [*filter_parameters(memory, lists=False), turns],
-            "responses": {"200": _json(_ref(f"{memory.model}List"), "The turns.")},
+            "responses": {"200": _json(_ref(f"{memory.model}List"), "The turns."), "400": _resp("ValidationError")},
         },
     }
     paths[f"/api/{memory.name}/record/"] = {

@@ -1,19 +1,25 @@
-"""Every fact about one SQL engine, in one place: how to open it, its placeholders, its auto-increment
-key, how rows get their storage-order number, and its maintenance statements.
+"""Every fact about one SQL engine, in one place: how to open it (a bounded pool of connections), its
+placeholders, its auto-increment key, how rows get their storage-order number, how a reset empties
+the tables, and its maintenance statements.
 
-SQLite is the only engine so far. Another engine (PostgreSQL) is a second :class:`Dialect` subclass
-here plus its entry in :func:`dialect_for`; nothing outside this package needs to change.
+SQLite (a file; one process or several on one machine) and PostgreSQL (the real testbed's engine;
+several processes on several machines). Nothing outside this package knows which one is in use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
-from playhouse.db_url import connect
+from playhouse.db_url import parse
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 from playhouse.sqlite_ext import AutoIncrementField
+
+STALE_SECONDS = 600  # a pooled connection older than this is closed at check-in (server restarts, leaks)
 
 
 class Dialect:
@@ -21,9 +27,26 @@ class Dialect:
 
     name = "sql"
     placeholder = "%s"
+    notifies = False  # every process learns of every committed change from the engine (LISTEN/NOTIFY)
 
-    def open(self, url: str) -> pw.Database:
-        return connect(url)
+    def open(self, url: str, pool: int, wait: float) -> pw.Database:
+        """The database behind a pool of at most ``pool`` connections; a caller waits up to ``wait``
+        seconds for a free one (then peewee raises MaxConnectionsExceeded)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def schema_lock(self, db: pw.Database) -> Iterator[None]:
+        """Held while the schema is created or upgraded (two processes starting at once)."""
+        yield
+
+    def lock_sequence(self, db: pw.Database, table: str) -> None:
+        """Inside a write transaction, before a sequenced row's INSERT: from here to the commit no other
+        writer numbers a row of ``table``, so ``seq`` order is commit order (replay relies on it)."""
+
+    def guard(self, db: pw.Database) -> Any:
+        """Wraps a statement that may fail on a constraint: after the failure the transaction must still
+        answer the question which constraint it was."""
+        return contextlib.nullcontext()
 
     def auto_pk(self) -> pw.Field:
         """An integer key the database assigns and never reuses."""
@@ -52,11 +75,10 @@ class Dialect:
     def reload_statistics(self, db: pw.Database) -> None:
         """Make this connection's planner use statistics another connection refreshed."""
 
-    def begin_reset(self, db: pw.Database) -> None:
-        """Inside the reset transaction, before the tables are emptied."""
-
-    def end_reset(self, db: pw.Database) -> None:
-        """Inside the reset transaction, after the tables are emptied (restart key sequences)."""
+    def clear(self, db: pw.Database, tables: list[str]) -> None:
+        """Inside the reset transaction: empty ``tables`` (children before parents) and restart their
+        key sequences."""
+        raise NotImplementedError
 
     def before_close(self, db: pw.Database) -> None:
         """Last words before the process closes its connection."""
@@ -82,7 +104,7 @@ class SQLiteDialect(Dialect):
         "mmap_size": 256 * 1024 * 1024,  # readers share the OS page cache instead of warming a cache per thread
     }
 
-    def open(self, url: str) -> pw.Database:
+    def open(self, url: str, pool: int, wait: float) -> pw.Database:
         path = url.split("sqlite:///", 1)[-1]
         if not path or path == ":memory:":
             raise ValueError("swf-lite needs a SQLite file (its servers are threaded), not :memory:")
@@ -90,7 +112,8 @@ class SQLiteDialect(Dialect):
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)  # never world-readable, not even briefly
         os.close(fd)
         os.chmod(path, 0o600)
-        return connect(url, pragmas=self.PRAGMAS)
+        return PooledSqliteDatabase(path, pragmas=self.PRAGMAS, max_connections=pool, timeout=wait,
+                                    stale_timeout=STALE_SECONDS, check_same_thread=False)  # fmt: skip
 
     def auto_pk(self) -> pw.Field:
         return AutoIncrementField()  # AUTOINCREMENT: a deleted row's id is never handed out again
@@ -113,10 +136,10 @@ class SQLiteDialect(Dialect):
     def reload_statistics(self, db: pw.Database) -> None:
         db.execute_sql("ANALYZE sqlite_schema")  # reloads sqlite_stat1 without analysing anything
 
-    def begin_reset(self, db: pw.Database) -> None:
+    def clear(self, db: pw.Database, tables: list[str]) -> None:
         db.execute_sql("PRAGMA defer_foreign_keys = ON")
-
-    def end_reset(self, db: pw.Database) -> None:
+        for table in tables:
+            db.execute_sql(f'DELETE FROM "{table}"')
         db.execute_sql("DELETE FROM sqlite_sequence")
 
     def before_close(self, db: pw.Database) -> None:
@@ -126,9 +149,65 @@ class SQLiteDialect(Dialect):
         return db.atomic("IMMEDIATE")
 
 
+class PostgresDialect(Dialect):
+    """PostgreSQL through psycopg 3 (the ``[postgres]`` extra). Several swf-lite processes may share
+    one database: counters are single ``UPDATE ... RETURNING`` statements, sequenced rows are numbered
+    under a transaction-scoped advisory lock, and every process hears every commit by LISTEN/NOTIFY
+    (``swf_lite.db.notify``)."""
+
+    name = "postgresql"
+    placeholder = "%s"
+    notifies = True
+    LOCK_SCHEMA = 0x5357464C  # advisory lock keys ("SWFL" and "SWFL"+1): any constant unique to swf-lite
+    LOCK_SEQUENCE = 0x5357464D
+
+    def open(self, url: str, pool: int, wait: float) -> pw.Database:
+        try:
+            import psycopg  # noqa: F401 - checked here for a clear message
+        except ImportError:
+            raise ValueError("PostgreSQL needs psycopg 3: pip install 'swf-lite[postgres]'") from None
+        params = parse(url)
+        database = params.pop("database", None)
+        if not database:
+            raise ValueError(f"{url.split('@')[-1]}: name the database (postgresql://user:pass@host:port/NAME)")
+        return PooledPostgresqlDatabase(database, max_connections=pool, timeout=wait, stale_timeout=STALE_SECONDS,
+                                        prefer_psycopg3=True, **params)  # fmt: skip
+
+    @contextlib.contextmanager
+    def schema_lock(self, db: pw.Database) -> Iterator[None]:
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (self.LOCK_SCHEMA,))
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (self.LOCK_SCHEMA,))
+
+    def lock_sequence(self, db: pw.Database, table: str) -> None:
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (self.LOCK_SEQUENCE,))
+
+    def guard(self, db: pw.Database) -> Any:
+        return db.atomic()  # a savepoint inside a transaction: a failed statement aborts only it
+
+    def next_seq(self, table: str) -> str:
+        return f'(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "{table}")'
+
+    def backfill_seq(self, db: pw.Database, table: str) -> None:
+        db.execute_sql(f'UPDATE "{table}" AS t SET "seq" = n.n FROM (SELECT ctid, ROW_NUMBER() OVER (ORDER BY ctid) '
+                       f'AS n FROM "{table}") AS n WHERE t.ctid = n.ctid AND t."seq" IS NULL')  # fmt: skip
+
+    def minute(self, expr: str) -> str:
+        return f"to_char({expr}, 'YYYY-MM-DD HH24:MI')"
+
+    def clear(self, db: pw.Database, tables: list[str]) -> None:
+        quoted = ", ".join(f'"{t}"' for t in tables)
+        db.execute_sql(f"TRUNCATE {quoted} RESTART IDENTITY")  # one statement: foreign keys need no order
+
+
 def dialect_for(url: str) -> Dialect:
     """The dialect of a database URL, or a ValueError that says what is supported."""
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("sqlite"):
         return SQLiteDialect()
-    raise ValueError(f"unsupported database {scheme!r}: swf-lite runs on SQLite (a sqlite:///path URL) so far")
+    if scheme in ("postgresql", "postgres"):
+        return PostgresDialect()
+    raise ValueError(f"unsupported database {scheme!r}: swf-lite runs on SQLite (sqlite:///PATH) or PostgreSQL "
+                     "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)")  # fmt: skip

@@ -1,8 +1,10 @@
 """The database: opening it, creating/upgrading tables, and the statements the service runs.
 
-Each worker thread keeps its own connection (peewee's thread-local state) for its life: connecting
-per request costs more than the insert. A stream releases its thread's connection while it streams
-(:meth:`Store.release`), so open streams never hold database connections.
+Connections come from a bounded pool (``Settings.db_pool``): a request checks one out when it starts
+and returns it when it ends (:meth:`Store.connect`, :meth:`Store.release`), so a hundred worker
+threads or open streams never mean a hundred connections (PostgreSQL's default limit is 100) or a
+hundred SQLite page caches. When every connection stays busy for ``Settings.db_pool_wait`` seconds
+the request gets :class:`~swf_lite.errors.Unavailable` (503).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
+from playhouse.pool import MaxConnectionsExceeded
 
 from swf_lite import timefmt
 from swf_lite.catalog import RESOURCES, Resource
 from swf_lite.db.dialect import Dialect, dialect_for
 from swf_lite.db.models import SEQ, Models, build_models
+from swf_lite.errors import Unavailable
 
 log = logging.getLogger("swf_lite.store")
 
@@ -53,10 +57,11 @@ class UniqueViolation(Exception):
 class Store:
     """One database with its models and precompiled statements."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, pool: int = 8, wait: float = 5.0):
         self.url = url
+        self.pool = pool
         self.dialect: Dialect = dialect_for(url)
-        self.db: pw.Database = self.dialect.open(url)
+        self.db: pw.Database = self.dialect.open(url, pool, wait)
         self.models: Models = build_models(self.db, self.dialect)
         self._analyzed_at: dict[str, int] = {}  # table size when its statistics were last taken
         self._insert_sql = {r.name: self._compile_insert(r) for r in RESOURCES}
@@ -68,18 +73,16 @@ class Store:
         # lists at once then hand the GIL back and forth per row (6x the CPU per list, a fifth of the
         # throughput: bench/bench_list_threads.py). Fetching under one lock keeps that to one thread.
         self._fetch_lock = threading.Lock()
-        self._threads: set[int] = set()  # threads holding an open connection
-        self._threads_lock = threading.Lock()
-        # Each thread's connection loads planner statistics once; after an ANALYZE elsewhere it must
+        # Each connection loads planner statistics once; after an ANALYZE on another connection it must
         # reload them, or it keeps planning with the numbers of a nearly empty table.
         self._stats_generation = 0
-        self._local = threading.local()
+        self._conn_stats: dict[int, int] = {}  # id(raw connection) -> generation it has loaded
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def open(self) -> Store:
         """Create missing tables, add missing columns and indexes, seed the counters row."""
-        with self.db.connection_context():
+        with self.db.connection_context(), self.dialect.schema_lock(self.db):
             have = set(self.db.get_tables())
             for model in pw.sort_models(list(self.models.values())):  # type: ignore[attr-defined]
                 table = model._meta.table_name
@@ -102,7 +105,7 @@ class Store:
                    if not unique and len(names) > 1}  # fmt: skip
         for index in self.db.get_indexes(model._meta.table_name):
             field = columns.get(index.columns[0]) if len(index.columns) == 1 else None
-            if not index.unique and field in leading and not field.index:
+            if field is not None and not index.unique and field in leading and not field.index:
                 log.info("upgrading table %s: index %s replaced by a (filter, sort) index", model._meta.table_name,
                          index.name)  # fmt: skip
                 self.db.execute_sql(f'DROP INDEX "{index.name}"')
@@ -124,32 +127,42 @@ class Store:
         return added
 
     def connect(self) -> None:
-        """Make sure this thread has its connection (kept open for the thread's life), planning with
-        the latest statistics."""
-        if self.db.connect(reuse_if_open=True):
-            with self._threads_lock:
-                self._threads.add(threading.get_ident())
-            self._local.stats = self._stats_generation  # a new connection loads the current ones
-        elif getattr(self._local, "stats", -1) != self._stats_generation:
-            self._local.stats = self._stats_generation
+        """Make sure this thread holds a connection from the pool (until :meth:`release`), planning
+        with the latest statistics."""
+        if not self.db.is_closed():
+            conn = self.db.connection()
+        else:
+            try:
+                self.db.connect()
+            except MaxConnectionsExceeded:
+                raise Unavailable(f"Service temporarily unavailable: all {self.pool} database connections "
+                                  "are busy.") from None  # fmt: skip
+            conn = self.db.connection()
+            if id(conn) not in self._conn_stats:  # a new connection loads the current statistics
+                self._conn_stats[id(conn)] = self._stats_generation
+        if self._conn_stats.get(id(conn)) != self._stats_generation:
+            self._conn_stats[id(conn)] = self._stats_generation
             self.dialect.reload_statistics(self.db)
 
     def release(self) -> None:
-        """Close this thread's connection (before a long stream); the next request reconnects."""
+        """Give this thread's connection back to the pool (after a request, before a long stream)."""
         if not self.db.is_closed():
             self.db.close()
-        with self._threads_lock:
-            self._threads.discard(threading.get_ident())
 
     @property
     def open_connections(self) -> int:
-        """Connections held by threads of this process (the last one closes in :meth:`close`)."""
-        return len(self._threads)
+        """Connections checked out of the pool now."""
+        return len(getattr(self.db, "_in_use", ()))
 
     def close(self) -> None:
-        if not self.db.is_closed():
+        """Last words (SQLite: fold the WAL into the file), then close every idle pooled connection."""
+        try:
+            self.connect()
             self.dialect.before_close(self.db)
+        except (Unavailable, pw.OperationalError) as exc:  # busy or gone: the next start recovers
+            log.warning("closing the database: %s", exc)
         self.release()
+        self.db.close_all()  # type: ignore[attr-defined]  # the dialects open pooled databases
 
     def analyze_if_grown(self, r: Resource) -> None:
         """Fresh planner statistics for ``r``'s table once it has doubled (plus 1,000 rows) since they
@@ -162,7 +175,7 @@ class Store:
             try:
                 self.dialect.analyze(self.db, r.table)
                 self._stats_generation += 1
-                self._local.stats = self._stats_generation  # this connection has them already
+                self._conn_stats[id(self.db.connection())] = self._stats_generation  # this one has them
             except pw.OperationalError as exc:  # read-only or long locked: only an optimisation is lost
                 log.warning("could not refresh statistics of %s: %s", r.table, exc)
 
@@ -196,8 +209,11 @@ class Store:
         """Insert one row of clean values (one precompiled statement): (primary key, seq or None)."""
         sql, fields = self._insert_sql[r.name]
         params = [f.db_value(values.get(f.name)) for f in fields]
+        if r.sequenced:
+            self.dialect.lock_sequence(self.db, r.table)
         try:
-            row = self.db.execute_sql(sql, params).fetchall()[0]
+            with self.dialect.guard(self.db):
+                row = self.db.execute_sql(sql, params).fetchall()[0]
         except pw.IntegrityError:
             self._raise_unique(r, values, None)
             raise
@@ -223,7 +239,8 @@ class Store:
         sql, columns = compiled
         params = [f.db_value(values[f.name]) for f in columns[:-1]] + [columns[-1].db_value(pk)]
         try:
-            return int(self.db.execute_sql(sql, params).rowcount)
+            with self.dialect.guard(self.db):
+                return int(self.db.execute_sql(sql, params).rowcount)
         except pw.IntegrityError:
             self._raise_unique(r, {**(row or {}), **values}, pk)
             raise
@@ -303,6 +320,8 @@ class Store:
                    f'ORDER BY "{key}" LIMIT 1')  # fmt: skip
             compiled = self._select_sql[(r.name, name)] = (sql, [*fields, where])
         sql, fields = compiled
+        if isinstance(value, str) and "\x00" in value:
+            return None  # no stored text holds NUL (validation refuses it; PostgreSQL cannot store it)
         found = self.db.execute_sql(sql, (fields[-1].db_value(value),)).fetchone()
         if found is None:
             return None
@@ -321,6 +340,10 @@ class Store:
         """(value, rows) of ``column`` over a query's rows, most frequent first."""
         n = pw.fn.COUNT(pw.SQL("*"))
         return list(query.select(column, n).group_by(column).order_by(n.desc(), column).tuples())
+
+    def newest_seq(self, r: Resource) -> int:
+        """The highest storage-order number of a sequenced resource (0 when empty)."""
+        return int(self.db.execute_sql(f'SELECT COALESCE(MAX("{SEQ}"), 0) FROM "{r.table}"').fetchone()[0])
 
     def after_seq(self, r: Resource, seq: int, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` rows of a sequenced resource stored after ``seq``, oldest first; each
@@ -402,9 +425,6 @@ class Store:
         """Delete every row of every resource and put the counters back to their start (call inside
         a transaction)."""
         self._analyzed_at.clear()
-        self.dialect.begin_reset(self.db)
-        for r in reversed(list(tables)):
-            self.model(r).delete().execute()
-        self.dialect.end_reset(self.db)
+        self.dialect.clear(self.db, [r.table for r in reversed(list(tables))])
         self.set_state({"last_run_start_time": None, "last_agent_registration_time": None,
                         "last_workflow_execution_time": None, **START_VALUES})  # fmt: skip
