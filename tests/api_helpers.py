@@ -40,11 +40,8 @@ def shared_server():
 
     @pytest.fixture(scope="module")
     def module_server(tmp_path_factory, engine):
-        settings = engine.settings(tmp_path_factory.mktemp("data"))
-        srv = SwfLiteServer(settings).start()
-        yield srv
-        srv.stop()
-        engine.release(settings)
+        with engine.serve(tmp_path_factory.mktemp("data")) as srv:
+            yield srv
 
     @pytest.fixture
     def server(module_server):
@@ -58,14 +55,15 @@ def shared_server():
 def running(tmp_path, engine=None, **settings):
     """A server with special settings (time zone, body limit, stale-agent age) for one test; on
     ``engine`` (conftest's fixture) if given, else SQLite."""
-    config = engine.settings(tmp_path / "data", **settings) if engine else make_settings(tmp_path / "data", **settings)
-    srv = SwfLiteServer(config).start()
+    if engine:
+        with engine.serve(tmp_path / "data", **settings) as srv:
+            yield srv
+        return
+    srv = SwfLiteServer(make_settings(tmp_path / "data", **settings)).start()
     try:
         yield srv
     finally:
         srv.stop()
-        if engine:
-            engine.release(config)
 
 
 def raw_connection(srv):

@@ -4,6 +4,8 @@ loopback, ``tests/pg.py``; those tests skip, saying why, where no PostgreSQL bin
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,17 @@ class Engine:
             kw.setdefault("db", self.cluster.database())
         return make_settings(data_dir, **kw)
 
+    @contextlib.contextmanager
+    def serve(self, data_dir: Path, **kw: Any) -> Iterator[SwfLiteServer]:
+        """A started server on this engine (a fresh database); stopped, and its database dropped, after."""
+        settings = self.settings(data_dir, **kw)
+        srv = SwfLiteServer(settings).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+            self.release(settings)
+
     def release(self, settings: Settings) -> None:
         """After the server stopped: drop its PostgreSQL database."""
         if self.cluster is not None and settings.db:
@@ -80,11 +93,8 @@ def engine(request) -> Engine:
 @pytest.fixture
 def server(tmp_path, engine):
     """A fresh server per test (function scope: tests may change its data freely)."""
-    settings = engine.settings(tmp_path / "data")
-    srv = SwfLiteServer(settings).start()
-    yield srv
-    srv.stop()
-    engine.release(settings)
+    with engine.serve(tmp_path / "data") as srv:
+        yield srv
 
 
 class Client:

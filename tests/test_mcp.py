@@ -25,8 +25,6 @@ mcp = pytest.importorskip("mcp")
 
 from api_helpers import running  # noqa: E402
 
-from swf_lite.server import SwfLiteServer  # noqa: E402 - after the skip
-
 NS = "alice-ns"
 RUNNING = "stf_datataking-alice-0001"  # running, with messages and logs
 ENDABLE = "stf_datataking-alice-0002"  # running; swf_end_execution ends it
@@ -47,11 +45,8 @@ def iso(t: dt.datetime) -> str:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, engine):
-    settings = engine.settings(tmp_path_factory.mktemp("data"))
-    server = SwfLiteServer(settings).start()
-    yield server
-    server.stop()
-    engine.release(settings)
+    with engine.serve(tmp_path_factory.mktemp("data")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
