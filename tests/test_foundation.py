@@ -203,24 +203,25 @@ def test_store_upgrade_adds_columns_and_keeps_rows(tmp_path):
         store.close()
 
 
-def test_store_upgrade_replaces_lone_filter_indexes(tmp_path):
+def test_store_upgrade_replaces_lone_filter_indexes(tmp_path, engine):
     """Older versions indexed ``logs.levelname`` alone; the upgrade keeps a (levelname, timestamp)
-    index instead, so writes pay for one index per filter, not two."""
-    db_path = tmp_path / "old.sqlite3"
-    Store(f"sqlite:///{db_path}").open().close()
-    import sqlite3
-
-    con = sqlite3.connect(db_path)
-    con.execute('CREATE INDEX "applog_levelname" ON "logs" ("levelname")')  # the old version's index
-    con.execute('CREATE INDEX "mine" ON "logs" ("message")')  # someone's own: not ours to drop
-    con.commit()
-    con.close()
-    store = Store(f"sqlite:///{db_path}").open()
+    index instead, so writes pay for one index per filter, not two (both engines)."""
+    url = engine.store_url(tmp_path)
+    store = Store(url).open()
+    store.connect()
+    for sql in ('CREATE INDEX "applog_levelname" ON "logs" ("levelname")',  # the old version's index
+                'CREATE INDEX "mine" ON "logs" ("message")'):  # someone's own: not ours to drop  # fmt: skip
+        store.db.execute_sql(sql)
+    store.release()
+    store.close()
+    store = Store(url).open()
     try:
+        store.connect()
         indexes = {i.name: i.columns for i in store.db.get_indexes("logs")}
         assert "applog_levelname" not in indexes and indexes["mine"] == ["message"]
         assert ["levelname", "timestamp"] in indexes.values()
     finally:
+        store.release()
         store.close()
 
 
