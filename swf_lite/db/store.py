@@ -129,19 +129,17 @@ class Store:
     def connect(self) -> None:
         """Make sure this thread holds a connection from the pool (until :meth:`release`), planning
         with the latest statistics."""
-        if not self.db.is_closed():
-            conn = self.db.connection()
-        else:
+        if self.db.is_closed():
             try:
                 self.db.connect()
             except MaxConnectionsExceeded:
                 raise Unavailable(f"Service temporarily unavailable: all {self.pool} database connections "
                                   "are busy.") from None  # fmt: skip
-            conn = self.db.connection()
-            if id(conn) not in self._conn_stats:  # a new connection loads the current statistics
-                self._conn_stats[id(conn)] = self._stats_generation
-        if self._conn_stats.get(id(conn)) != self._stats_generation:
-            self._conn_stats[id(conn)] = self._stats_generation
+            if len(self._conn_stats) > 4 * self.pool:  # ids of connections the pool has retired
+                self._conn_stats.clear()  # the live ones reload their statistics once more: harmless
+        conn = id(self.db.connection())
+        if self._conn_stats.get(conn) != self._stats_generation:  # new, or behind an ANALYZE elsewhere
+            self._conn_stats[conn] = self._stats_generation
             self.dialect.reload_statistics(self.db)
 
     def release(self) -> None:
