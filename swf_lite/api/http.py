@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -58,7 +59,8 @@ def read_json() -> dict[str, Any]:
         raise ApiError(415, f'Unsupported media type "{ctype}" in request.')
     try:
         # strictly UTF-8 (like DRF): json.loads(bytes) would also guess UTF-16/32 and skip a BOM
-        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ApiError(400, "JSON parse error - nesting too deep") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -66,12 +68,17 @@ def read_json() -> dict[str, Any]:
     if not isinstance(data, dict):
         got = type(data).__name__
         raise ApiError(400, {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {got}."]})
+    if not _SURROGATE_ESCAPE.search(text):
+        return data  # valid UTF-8 text can hold a lone surrogate only as a \uD800-style escape
     for key, value in data.items():  # "\ud800" parses, but no UTF-8 database can store it
         if not _storable(key):
             raise ApiError(400, "JSON parse error - a key holds a lone surrogate, which is not valid Unicode")
         if not _storable(value):
             raise ApiError(400, {key: ["Contains a lone surrogate (such as \\ud800), which is not valid Unicode."]})
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _storable(value: Any) -> bool:
