@@ -5,6 +5,7 @@ may reconnect to another process with ``Last-Event-ID`` and lose nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -138,3 +139,17 @@ def test_110_open_streams_hold_no_database_connections(tmp_path, pg_cluster):
         finally:
             for rc in receivers:
                 rc.close()
+
+
+def test_live_pages_of_one_process_hear_writes_made_on_another(two):
+    """The change stream (what live pages read) of process B carries a run created on process A."""
+    a, b = two
+    with requests.get(b.http_url + "/api/changes/stream/?resources=runs", stream=True, timeout=10) as resp:
+        assert resp.status_code == 200
+        lines = resp.iter_lines(decode_unicode=True)
+        assert next(line for line in lines if line.startswith("event: ")) == "event: connected"
+        created = call(a, "POST", "/api/runs/", json={"run_number": 42, "start_time": "2026-03-31T10:00:00"})
+        assert created.status_code == 201
+        data = next(line for line in lines if line.startswith("data: ") and '"runs"' in line)
+    change = json.loads(data[len("data: ") :])
+    assert (change["op"], change["resource"], change["row"]["run_number"]) == ("create", "runs", 42)
