@@ -255,6 +255,27 @@ def test_an_exhausted_connection_pool_answers_503_and_recovers(tmp_path, engine)
         assert srv.store.open_connections == 0, "every request gave its connection back"
 
 
+DRIVERS_LOADED = ("import sys; from swf_lite import cli; cli.main(sys.argv[1:]); "
+                  "print([m for m in cli.UNUSED_BY_SQLITE if sys.modules.get(m) is not None])")  # fmt: skip
+
+
+def test_a_sqlite_process_loads_no_other_database_driver(tmp_path):
+    """peewee imports every driver it finds; the command line keeps psycopg (the [postgres] extra, ~0.15 s
+    of the start) out of a SQLite process."""
+    pytest.importorskip("psycopg")
+    cmd = [sys.executable, "-c", DRIVERS_LOADED, "token", "alice", "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_postgresql_process_has_its_driver(tmp_path, pg_cluster):
+    url = pg_cluster.database()
+    cmd = [sys.executable, "-c", DRIVERS_LOADED, "token", "alice", "--db", url, "--data-dir", str(tmp_path / "d")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+    assert "psycopg" in done.stdout.splitlines()[-1]
+    pg_cluster.drop(url)
+
+
 def test_memory_database_is_refused():
     with pytest.raises(ValueError, match="memory"):
         Store("sqlite:///:memory:")
