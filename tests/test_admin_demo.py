@@ -181,53 +181,51 @@ def expected_counts() -> dict[str, int]:
     return {name: len(records) for name, records in DEMO.items() if name != "counters"}
 
 
-def test_demo_loads_every_record(tmp_path):
-    srv = SwfLiteServer(make_settings(tmp_path / "data", demo=True)).start()
-    try:
+def test_demo_loads_every_record(tmp_path, engine):
+    with engine.serve(tmp_path / "data", demo=True) as srv:
         assert counts(srv.http_url) == expected_counts()
         api = Client(srv.http_url, srv.token, True)
         assert next_run(api) == DEMO["counters"]["next_run_number"]
         runs = requests.get(f"{srv.http_url}/api/runs/", timeout=10).json()
         assert [r["run_number"] for r in runs] == [r["run_number"] for r in DEMO["runs"]]
-    finally:
-        srv.stop()
 
 
-def test_demo_goes_only_into_an_empty_store(tmp_path, caplog):
+def test_demo_goes_only_into_an_empty_store(tmp_path, caplog, engine):
     data = tmp_path / "data"
-    srv = SwfLiteServer(make_settings(data)).start()
+    first = engine.settings(data)  # the second start opens the same database
+    srv = SwfLiteServer(first).start()
     api = Client(srv.http_url, srv.token, True)
     assert api.post("/api/runs/", json={"run_number": 1, "start_time": "2026-03-31T12:00:00Z"}).status_code == 201
     srv.stop()
     with caplog.at_level(logging.WARNING, logger="swf_lite.seeding"):
-        srv = SwfLiteServer(make_settings(data, demo=True)).start()
+        srv = SwfLiteServer(make_settings(data, demo=True, db=first.db)).start()
     try:
         assert [r["run_number"] for r in requests.get(f"{srv.http_url}/api/runs/", timeout=10).json()] == [1]
         (record,) = [r for r in caplog.records if r.name == "swf_lite.seeding"]
         assert "--demo skipped" in record.getMessage() and "already has data" in record.getMessage()
     finally:
         srv.stop()
+        engine.release(first)
 
 
-def test_demo_restart_keeps_the_data_as_it_is(tmp_path):
+def test_demo_restart_keeps_the_data_as_it_is(tmp_path, engine):
     data = tmp_path / "data"
-    SwfLiteServer(make_settings(data, demo=True)).start().stop()
-    srv = SwfLiteServer(make_settings(data, demo=True)).start()  # would fail on duplicates if it re-loaded
+    first = engine.settings(data, demo=True)
+    SwfLiteServer(first).start().stop()
+    srv = SwfLiteServer(make_settings(data, demo=True, db=first.db)).start()  # duplicates if it re-loaded
     try:
         assert counts(srv.http_url) == expected_counts()
     finally:
         srv.stop()
+        engine.release(first)
 
 
-def test_seed_file_on_start(tmp_path):
+def test_seed_file_on_start(tmp_path, engine):
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps({"runs": [RUN], "counters": {"next_run_number": 100020}}))
-    srv = SwfLiteServer(make_settings(tmp_path / "data", seed=seed)).start()
-    try:
+    with engine.serve(tmp_path / "data", seed=seed) as srv:
         assert len(requests.get(f"{srv.http_url}/api/runs/", timeout=10).json()) == 1
         assert next_run(Client(srv.http_url, srv.token, True)) == 100020
-    finally:
-        srv.stop()
 
 
 def test_python_m_swf_lite_demo_end_to_end(tmp_path):

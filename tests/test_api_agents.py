@@ -249,8 +249,8 @@ def test_stale_agents_marked_exited(server, api, anon):
     assert (revived["status"], revived["operational_state"]) == ("OK", "READY")
 
 
-def test_stale_age_is_configurable(tmp_path):
-    with running(tmp_path, stale_agent_seconds=30) as srv:
+def test_stale_age_is_configurable(tmp_path, engine):
+    with running(tmp_path, engine=engine, stale_agent_seconds=30) as srv:
         api, anon = Client(srv.http_url, srv.token, True), Client(srv.http_url, None, True)
         ok(api.post(BEAT, json=base_agent_beat("a")), 201)
         ok(api.post(BEAT, json=base_agent_beat("b")), 201)

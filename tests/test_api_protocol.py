@@ -264,9 +264,9 @@ def test_filters_combine_with_and_and_ignore_unknown_parameters(api):
 
 
 @pytest.fixture(scope="module")
-def new_york(tmp_path_factory):
+def new_york(tmp_path_factory, engine):
     """A server whose zone for naive input is America/New_York (UTC-4 in summer, UTC-5 in winter)."""
-    with running(tmp_path_factory.mktemp("ny"), time_zone="America/New_York", tls=False) as srv:
+    with running(tmp_path_factory.mktemp("ny"), engine=engine, time_zone="America/New_York", tls=False) as srv:
         yield srv
 
 

@@ -54,11 +54,10 @@ CSP_WATCH = (
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """One swf-lite for the module (plain HTTP; the pages are the same on both ports)."""
-    srv = SwfLiteServer(make_settings(tmp_path_factory.mktemp("browser"), tls=False)).start()
-    yield srv
-    srv.stop()
+def site(tmp_path_factory, engine):
+    """One swf-lite for the module (plain HTTP; the pages are the same on both ports), on each engine."""
+    with engine.serve(tmp_path_factory.mktemp("browser"), tls=False) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ decode_unicode=True, chunk_size=1)``, the last ``event: `` / ``data: `` line of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -110,19 +111,16 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.05):
 
 
 @pytest.fixture
-def make_server(tmp_path) -> Iterator:
-    """Own servers with small stream settings; stopped at the end."""
-    started = []
+def make_server(tmp_path, engine) -> Iterator:
+    """Own servers with small stream settings (on each engine); stopped at the end."""
+    names = (f"data{i}" for i in range(100))
+    with contextlib.ExitStack() as stack:
 
-    def make(**kw):
-        kw.setdefault("sse_heartbeat", 0.5)
-        srv = SwfLiteServer(make_settings(tmp_path / f"data{len(started)}", **kw)).start()
-        started.append(srv)
-        return srv
+        def make(**kw):
+            kw.setdefault("sse_heartbeat", 0.5)
+            return stack.enter_context(engine.serve(tmp_path / next(names), **kw))
 
-    yield make
-    for srv in started:
-        srv.stop()
+        yield make
 
 
 @pytest.fixture
@@ -588,9 +586,10 @@ def test_reset_empties_stream_buffers_and_keeps_connected_rows(server, receivers
         server.ctx.bus.unsubscribe(idle)
 
 
-def test_stale_rows_from_a_previous_process_are_closed_at_start(tmp_path):
+def test_stale_rows_from_a_previous_process_are_closed_at_start(tmp_path, engine):
     """Rows a crashed process left active (no disconnect recorded) are closed by the next start."""
-    first = SwfLiteServer(make_settings(tmp_path / "data")).start()
+    settings = engine.settings(tmp_path / "data")
+    first = SwfLiteServer(settings).start()
     try:
         auth = {"Authorization": f"Token {first.token}"}
         for name, kind in (("sse_deadbeef", "sse"), ("agent-1-/topic/x", "activemq")):
@@ -599,13 +598,14 @@ def test_stale_rows_from_a_previous_process_are_closed_at_start(tmp_path):
             assert r.status_code == 201, r.text
     finally:
         first.stop()
-    second = SwfLiteServer(make_settings(tmp_path / "data")).start()
+    second = SwfLiteServer(settings).start()
     try:
         rows = {r["subscriber_name"]: r for r in requests.get(second.http_url + "/api/subscribers/", timeout=5).json()}
         assert rows["sse_deadbeef"]["is_active"] is False and rows["sse_deadbeef"]["disconnected_at"]
         assert rows["agent-1-/topic/x"]["is_active"] is True  # broker subscribers are not ours
     finally:
         second.stop()
+        engine.release(settings)
 
 
 # -- the bus on its own ---------------------------------------------------------------------------

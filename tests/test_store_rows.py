@@ -7,16 +7,12 @@ import pytest
 
 from swf_lite import fields
 from swf_lite.catalog import RESOURCES
-from swf_lite.server import SwfLiteServer
-
-from conftest import make_settings
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    srv = SwfLiteServer(make_settings(tmp_path_factory.mktemp("rows"), demo=True, tls=False)).start()
-    yield srv
-    srv.stop()
+def demo(tmp_path_factory, engine):
+    with engine.serve(tmp_path_factory.mktemp("rows"), demo=True, tls=False) as srv:
+        yield srv
 
 
 @pytest.mark.parametrize("r", RESOURCES, ids=lambda r: r.name)
