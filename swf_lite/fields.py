@@ -75,6 +75,13 @@ def _bool(value: Any) -> bool:
 NULL_CHARACTERS = "Null characters are not allowed."
 
 
+def refuse_null(text: str) -> str:
+    """DRF's ProhibitNullCharactersValidator, for values and filters alike (PostgreSQL text cannot hold NUL)."""
+    if "\x00" in text:
+        raise FieldError(NULL_CHARACTERS)
+    return text
+
+
 def _string(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise FieldError("Not a valid string.")
@@ -150,8 +157,7 @@ def choice(f: F, raw: Any) -> Any:
 def check(f: F, raw: Any, value: Any) -> None:
     """Blank, length and choice rules on a converted value."""
     if isinstance(value, str):
-        if "\x00" in value:  # DRF's ProhibitNullCharactersValidator; PostgreSQL text cannot hold NUL
-            raise FieldError(NULL_CHARACTERS)
+        refuse_null(value)
         if not value.strip() and not f.allow_blank:
             raise FieldError("This field may not be blank.")
         if f.max_length and len(value) > f.max_length:

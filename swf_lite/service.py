@@ -224,8 +224,10 @@ class Service:
         substring of any text column (case-insensitive for ASCII)."""
         model = self.store.model(r)
         query = model.select()
-        if "\x00" in search:
-            raise Invalid({"search": [fields.NULL_CHARACTERS]})
+        try:
+            fields.refuse_null(search)
+        except fields.FieldError as exc:
+            raise Invalid({"search": [str(exc)]}) from None
         if search.strip():
             texts = [getattr(model, f.name).contains(search.strip()) for f in r.all_fields if f.kind in TEXT_KINDS]
             if texts:
@@ -295,15 +297,14 @@ class Service:
         if r.sequenced:
             seq = getattr(model, SEQ)
             order.append(seq.desc() if names and names[0].startswith("-") else seq)
-        if names[-1:] != [model._meta.primary_key.name] and names[-1:] != ["-" + model._meta.primary_key.name]:
+        if not names or names[-1].lstrip("-") != model._meta.primary_key.name:  # not a tie-break twice
             order.append(model._meta.primary_key)
         return order
 
     def _filter_expression(self, r: Resource, flt: Filter, raw: str) -> Any:
         model = self.store.model(r)
         if flt.op == "search":
-            if "\x00" in raw:
-                raise fields.FieldError(fields.NULL_CHARACTERS)
+            fields.refuse_null(raw)
             expr = None
             for name in flt.path.split(","):
                 term = getattr(model, name).contains(raw)
@@ -349,9 +350,7 @@ class Service:
                 return False
             raise fields.FieldError(f"Select a valid choice. {raw} is not one of the available choices.")
         if f.kind in ("str", "text", "json", "url", "ip"):
-            if "\x00" in raw:
-                raise fields.FieldError(fields.NULL_CHARACTERS)
-            return raw
+            return fields.refuse_null(raw)
         try:
             if f.kind in ("int", "int64") and not raw.lstrip("-").isdigit():
                 raise fields.FieldError(raw)
