@@ -150,7 +150,7 @@ def wsgi_text(value: str) -> str | None:
 
 class Middleware:
     """Path normalisation (JSON paths only: a file under ``/static/`` keeps its name), encoding checks of
-    the path, query and headers, the body (size limit, read in full here), per-thread DB connection,
+    the path, query and headers, the body (size limit, read in full here), a pooled DB connection per request,
     the access log — and the last line of defence: whatever fails outside a route answers JSON."""
 
     def __init__(self, app: Callable[..., Any], ctx: Context):
