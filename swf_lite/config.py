@@ -72,7 +72,7 @@ class Settings:
     cert: Path | None = field(default=None, metadata={"help": "your own server certificate (PEM)"})
     key: Path | None = field(default=None, metadata={"help": "your own server private key (PEM)"})
     time_zone: str = field(default_factory=local_zone_name, metadata={"help": "zone of naive input times"})
-    threads: int = field(default=8, metadata={"help": "API worker threads per server"})
+    threads: int = field(default=8, metadata={"help": "worker threads each server starts with (more start when requests wait, up to this plus the two stream limits)"})
     max_body: int = field(default=1024 * 1024, metadata={"help": "largest request body in bytes"})
     stale_agent_seconds: int = field(default=180, metadata={"help": "heartbeat age that marks agents EXITED"})
     sse_max_clients: int = field(default=64, metadata={"help": "most open message streams (agents)"})

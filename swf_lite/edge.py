@@ -30,6 +30,7 @@ import select
 import selectors
 import socket
 import ssl
+import threading
 import time
 from contextlib import suppress
 from typing import Any
@@ -37,6 +38,9 @@ from typing import Any
 from cheroot import connections
 from cheroot import server as cheroot_server
 from cheroot.makefile import MakeFile
+from cheroot.ssl import Adapter
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from cheroot.workers import threadpool
 from cheroot.wsgi import Server
 
 from swf_lite.config import PEER_CLOSED
@@ -193,6 +197,7 @@ class EdgeConnections(connections.ConnectionManager):
                     self._answer(p, "408 Request Timeout", "The request did not arrive in time.")
                 else:
                     p.close()
+        self.server.requests.keep_up()  # a worker's put() can race with another's get()
 
     # -- the state machine (selector thread, or the worker that hands a connection back) ----------
 
@@ -332,12 +337,66 @@ class EdgeConnection(cheroot_server.HTTPConnection):
         super().close()
 
 
+class EdgeSSLAdapter(BuiltinSSLAdapter):
+    """cheroot's builtin TLS adapter without its start-up probe: to fill ``SSL_SERVER_*`` environ
+    keys (nothing here reads them) it made a loopback TLS connection to itself with a client context
+    that loads the system's CA store — ~40 ms of every HTTPS server's start."""
+
+    def __init__(self, certificate: str, private_key: str):
+        Adapter.__init__(self, certificate, private_key)
+        self.context = ssl.create_default_context(purpose=ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(certificate, private_key)
+        self._server_env: dict[str, Any] = {}
+
+
+class ElasticPool(threadpool.ThreadPool):
+    """cheroot's worker pool, started at ``min`` workers and grown (up to ``max``) when a request
+    finds none idle. cheroot starts every worker up front and never grows by itself, so a server
+    sized for 64 streams and 32 live pages ran ~100 threads per port, each with its own stack and
+    malloc arena; and its ``grow`` polled each new worker's readiness every 0.1 s, which made every
+    server start take at least 0.1 s. Workers stay once started (at most ``max``)."""
+
+    def __init__(self, server: Any, min: int, max: int):  # noqa: A002 - cheroot's names
+        super().__init__(server, min=min, max=max)
+        self._growing = threading.Lock()  # put() runs in the selector thread and in workers
+
+    def grow(self, amount: int) -> None:
+        with self._growing:
+            self._grow(amount)
+
+    def _grow(self, amount: int) -> None:
+        workers = [self._spawn_worker() for _ in range(min(amount, max(self.max - len(self._threads), 0)))]
+        self._threads.extend(workers)  # counted (as idle) at once: the next keep_up() sees them
+        deadline = time.monotonic() + 5
+        for worker in workers:  # a thread is ready within microseconds of start()
+            while not worker.ready and time.monotonic() < deadline:
+                time.sleep(0.0005)
+
+    def put(self, obj: Any) -> None:
+        super().put(obj)
+        self.keep_up()
+
+    def keep_up(self) -> None:
+        """Start workers for requests that no idle worker will take (streams hold theirs)."""
+        if self._queue.qsize() and len(self._threads) < self.max and self.server.ready:
+            with self._growing:
+                waiting = self._queue.qsize() - self.idle
+                if waiting > 0:
+                    self._grow(waiting)
+
+
 class EdgeServer(Server):
-    """cheroot's WSGI server with the edge in front of its workers."""
+    """cheroot's WSGI server with the edge in front of its workers, and an elastic worker pool:
+    ``numthreads`` workers at start, up to ``max`` when requests (and streams) need them."""
 
     ConnectionClass = EdgeConnection
     edge: EdgeConnections
     _connections: Any
+    requests: ElasticPool
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.requests = ElasticPool(self, min=self.requests.min, max=self.requests.max)
 
     def prepare(self) -> None:
         super().prepare()

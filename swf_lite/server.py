@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import peewee as pw
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from swf_lite import auth, edge, seeding, tls
 from swf_lite.app import Middleware, build_app
@@ -25,7 +24,7 @@ from swf_lite.clientenv import client_env, url_host
 from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, mask_url
 from swf_lite.context import Context
 from swf_lite.db import Store
-from swf_lite.edge import EdgeServer
+from swf_lite.edge import EdgeServer, EdgeSSLAdapter
 from swf_lite.hosts import HostCheck
 
 if TYPE_CHECKING:  # imported in start() only with --stomp: stomp.py is an optional extra
@@ -165,9 +164,9 @@ class SwfLiteServer:
 
     def _bind(self, name: str, port: int, flag: str) -> Endpoint:
         s = self.settings
-        threads = s.threads + s.sse_max_clients + s.sse_page_clients
+        most = s.threads + s.sse_max_clients + s.sse_page_clients  # every stream holds a worker
         # request_queue_size: cheroot's default listen backlog of 5 made a burst of connects wait 1 s (SYN retry)
-        server = EdgeServer((s.host, port), self.wsgi_app, numthreads=threads, server_name="swf-lite",
+        server = EdgeServer((s.host, port), self.wsgi_app, numthreads=s.threads, max=most, server_name="swf-lite",
                             timeout=10, shutdown_timeout=1, request_queue_size=socket.SOMAXCONN)  # fmt: skip
         server.error_log = _cheroot_log  # type: ignore[method-assign]  # cheroot's hook: into logging, not stderr
         server.max_request_body_size = 0  # the middleware enforces --max-body with a JSON 413
@@ -176,7 +175,7 @@ class SwfLiteServer:
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)
         if name == "https":
             assert self.tls is not None, "start() makes the certificates before it binds https"
-            server.ssl_adapter = BuiltinSSLAdapter(str(self.tls.cert), str(self.tls.key))  # handshakes: the edge
+            server.ssl_adapter = EdgeSSLAdapter(str(self.tls.cert), str(self.tls.key))  # handshakes: the edge
         try:
             server.prepare()
         except OSError as exc:

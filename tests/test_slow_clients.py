@@ -200,3 +200,25 @@ def test_pipelined_requests_and_expect_continue_still_work(tmp_path):
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         assert read_all(sock).startswith(b"HTTP/1.1 201 Created")
+
+
+def test_the_worker_pool_starts_small_and_grows_for_streams(tmp_path):
+    """Each server starts ``threads`` workers; streams that hold workers make it start more (up to
+    threads + both stream limits) so the API keeps answering; it never exceeds that."""
+    with running(tmp_path, threads=2, sse_max_clients=4, sse_page_clients=1) as srv:
+        pool = next(ep.server.requests for ep in srv.endpoints if ep.name == "http")
+        assert len(pool._threads) == 2
+        auth = {"Authorization": f"Token {srv.token}", "Accept": "text/event-stream"}
+        sessions = [requests.Session() for _ in range(4)]  # requests.get() would close each stream at return
+        try:
+            for session in sessions:  # each stream holds a worker for as long as it is open
+                r = session.get(srv.http_url + "/api/messages/stream/", headers=auth, stream=True, timeout=5)
+                assert r.status_code == 200
+                assert next(r.iter_lines()).startswith(b"event: connected")
+            status = requests.get(srv.http_url + "/api/messages/stream/status/", headers=auth, timeout=5).json()
+            assert status["connected_clients"] == 4
+            assert timed_get(srv.http_url + "/api/runs/") < 1.0  # four streams, two workers at start
+            assert 5 <= len(pool._threads) <= 2 + 4 + 1
+        finally:
+            for session in sessions:
+                session.close()
