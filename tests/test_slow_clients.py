@@ -210,11 +210,14 @@ def test_the_worker_pool_starts_small_and_grows_for_streams(tmp_path):
         assert len(pool._threads) == 2
         auth = {"Authorization": f"Token {srv.token}", "Accept": "text/event-stream"}
         sessions = [requests.Session() for _ in range(4)]  # requests.get() would close each stream at return
+        streams = []  # urllib3 closes the connection of a response, or a line iterator, that is dropped
         try:
             for session in sessions:  # each stream holds a worker for as long as it is open
                 r = session.get(srv.http_url + "/api/messages/stream/", headers=auth, stream=True, timeout=5)
+                lines = r.iter_lines()
+                streams.append((r, lines))
                 assert r.status_code == 200
-                assert next(r.iter_lines()).startswith(b"event: connected")
+                assert next(lines).startswith(b"event: connected")
             status = requests.get(srv.http_url + "/api/messages/stream/status/", headers=auth, timeout=5).json()
             assert status["connected_clients"] == 4
             assert timed_get(srv.http_url + "/api/runs/") < 1.0  # four streams, two workers at start
