@@ -175,7 +175,10 @@ class EdgeConnections(connections.ConnectionManager):
         pending.buf += rfile._read_buf[rfile._read_pos :]  # _pyio.BufferedReader's buffer (cf. has_data)
         rfile._read_buf, rfile._read_pos = b"", 0
         conn.socket.setblocking(False)
-        self.advance(pending)
+        if pending.buf or (isinstance(conn.socket, ssl.SSLSocket) and conn.socket.pending()):
+            self.advance(pending)  # the next request is here already (pipelined)
+        else:
+            self._wait(pending)  # the usual case: the client is still reading our answer
 
     def linger(self, conn: cheroot_server.HTTPConnection) -> None:
         """Close ``conn`` after a refusal without resetting it: send FIN, then discard what the client
