@@ -241,9 +241,9 @@ class Middleware:
                 _unquote(raw_value)
             except (UnicodeEncodeError, UnicodeDecodeError):
                 raise ClientError("400 Bad Request", {name: ["The value is not valid UTF-8."]}) from None
-        for key, value in environ.items():
-            if (key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH")) and isinstance(value, str):
-                if not value.isascii() and wsgi_text(value) is None:
+        for key, value in environ.items():  # ASCII first: the usual header costs one scan
+            if isinstance(value, str) and not value.isascii() and key.startswith(("HTTP_", "CONTENT_")):
+                if wsgi_text(value) is None:
                     header = key.removeprefix("HTTP_").replace("_", "-").title()
                     raise ClientError("400 Bad Request", {"detail": f"The {header} header is not valid UTF-8."})
 

@@ -26,6 +26,8 @@ BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
 TLS_LOCK_FILE = ".tls.lock"
 # WSGI environ key the server (swf_lite.edge) sets: () -> bool, True once the client has hung up
 PEER_CLOSED = "swf_lite.peer_closed"
+# ... and (bool) -> None, said by a long response (a stream) as it starts and ends holding its worker
+HOLD_WORKER = "swf_lite.hold_worker"
 # Settings that default to the variables the agents (swf-common-lib's BaseAgent) and the real monitor read,
 # and to the usual DATABASE_URL
 AGENT_ENV = {"db": "DATABASE_URL", "stomp_user": "ACTIVEMQ_USER", "stomp_password": "ACTIVEMQ_PASSWORD",

@@ -43,7 +43,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from cheroot.workers import threadpool
 from cheroot.wsgi import Server
 
-from swf_lite.config import PEER_CLOSED
+from swf_lite.config import HOLD_WORKER, PEER_CLOSED
 
 log = logging.getLogger("swf_lite.server")
 
@@ -200,7 +200,7 @@ class EdgeConnections(connections.ConnectionManager):
                     self._answer(p, "408 Request Timeout", "The request did not arrive in time.")
                 else:
                     p.close()
-        self.server.requests.keep_up()  # a worker's put() can race with another's get()
+        self.server.requests.keep_up()  # a stream that started after the last request's put()
 
     # -- the state machine (selector thread, or the worker that hands a connection back) ----------
 
@@ -275,7 +275,7 @@ class EdgeConnections(connections.ConnectionManager):
             makefile = srv.ssl_adapter.makefile if self.context is not None and srv.ssl_adapter else MakeFile
             conn = srv.ConnectionClass(srv, p.sock, makefile)
             conn.remote_addr, conn.remote_port = p.addr[0], p.addr[1]
-            conn.ssl_env = {**p.env, PEER_CLOSED: functools.partial(peer_closed, p.sock)}
+            conn.ssl_env = {**p.env, PEER_CLOSED: functools.partial(peer_closed, p.sock), HOLD_WORKER: hold_worker}
         p.sock.settimeout(srv.timeout)
         rfile: Any = conn.rfile
         rfile._read_buf, rfile._read_pos = bytes(p.buf), 0
@@ -352,12 +352,21 @@ class EdgeSSLAdapter(BuiltinSSLAdapter):
         self._server_env: dict[str, Any] = {}
 
 
+def hold_worker(held: bool) -> None:
+    """Said by a long response (a stream) when it starts and ends: while it runs, its worker does
+    not count towards the ``--threads`` workers kept free for requests (see :class:`ElasticPool`)."""
+    threading.current_thread().swf_lite_held = held  # type: ignore[attr-defined]
+
+
 class ElasticPool(threadpool.ThreadPool):
-    """cheroot's worker pool, started at ``min`` workers and grown (up to ``max``) when a request
-    finds none idle. cheroot starts every worker up front and never grows by itself, so a server
-    sized for 64 streams and 32 live pages ran ~100 threads per port, each with its own stack and
-    malloc arena; and its ``grow`` polled each new worker's readiness every 0.1 s, which made every
-    server start take at least 0.1 s. Workers stay once started (at most ``max``)."""
+    """cheroot's worker pool, started at ``min`` workers and grown (up to ``max``) so that ``min``
+    workers stay free for requests while streams hold theirs (:func:`hold_worker`).
+
+    cheroot starts every worker up front and never grows by itself, so a server sized for 64
+    streams and 32 live pages ran ~100 threads per port, each with its own stack and malloc arena,
+    and 16 busy clients kept 16 threads contending for the GIL where 8 serve them as fast; and its
+    ``grow`` polled each new worker's readiness every 0.1 s, which made every server start take at
+    least 0.1 s. Workers stay once started (at most ``max``)."""
 
     def __init__(self, server: Any, min: int, max: int):  # noqa: A002 - cheroot's names
         super().__init__(server, min=min, max=max)
@@ -369,23 +378,28 @@ class ElasticPool(threadpool.ThreadPool):
 
     def _grow(self, amount: int) -> None:
         workers = [self._spawn_worker() for _ in range(min(amount, max(self.max - len(self._threads), 0)))]
-        self._threads.extend(workers)  # counted (as idle) at once: the next keep_up() sees them
+        self._threads.extend(workers)
         deadline = time.monotonic() + 5
         for worker in workers:  # a thread is ready within microseconds of start()
             while not worker.ready and time.monotonic() < deadline:
                 time.sleep(0.0005)
+
+    @property
+    def held(self) -> int:
+        """Workers held by streams."""
+        return sum(1 for t in self._threads if getattr(t, "swf_lite_held", False))
 
     def put(self, obj: Any) -> None:
         super().put(obj)
         self.keep_up()
 
     def keep_up(self) -> None:
-        """Start workers for requests that no idle worker will take (streams hold theirs)."""
-        if self._queue.qsize() and len(self._threads) < self.max and self.server.ready:
+        """Start workers until ``min`` of them are not held by streams."""
+        if len(self._threads) - self.held < self.min and len(self._threads) < self.max and self.server.ready:
             with self._growing:
-                waiting = self._queue.qsize() - self.idle
-                if waiting > 0:
-                    self._grow(waiting)
+                short = self.min + self.held - len(self._threads)
+                if short > 0:
+                    self._grow(short)
 
 
 class EdgeServer(Server):

@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -202,11 +203,21 @@ def test_pipelined_requests_and_expect_continue_still_work(tmp_path):
         assert read_all(sock).startswith(b"HTTP/1.1 201 Created")
 
 
-def test_the_worker_pool_starts_small_and_grows_for_streams(tmp_path):
-    """Each server starts ``threads`` workers; streams that hold workers make it start more (up to
-    threads + both stream limits) so the API keeps answering; it never exceeds that."""
+def test_the_worker_pool_keeps_threads_free_for_requests_while_streams_hold_theirs(tmp_path):
+    """Each server starts ``threads`` workers; concurrent short requests share them (no growth: more
+    threads would only contend for the GIL), and every open stream gets a worker on top, so the API
+    keeps answering; never more than threads + both stream limits."""
     with running(tmp_path, threads=2, sse_max_clients=4, sse_page_clients=1) as srv:
         pool = next(ep.server.requests for ep in srv.endpoints if ep.name == "http")
+        assert len(pool._threads) == 2
+
+        def five_gets(_: int) -> None:
+            with requests.Session() as session:
+                for _ in range(5):
+                    assert session.get(srv.http_url + "/api/runs/", timeout=10).status_code == 200
+
+        with ThreadPoolExecutor(8) as clients:
+            list(clients.map(five_gets, range(8)))
         assert len(pool._threads) == 2
         auth = {"Authorization": f"Token {srv.token}", "Accept": "text/event-stream"}
         sessions = [requests.Session() for _ in range(4)]  # requests.get() would close each stream at return
@@ -221,7 +232,8 @@ def test_the_worker_pool_starts_small_and_grows_for_streams(tmp_path):
             status = requests.get(srv.http_url + "/api/messages/stream/status/", headers=auth, timeout=5).json()
             assert status["connected_clients"] == 4
             assert timed_get(srv.http_url + "/api/runs/") < 1.0  # four streams, two workers at start
-            assert 5 <= len(pool._threads) <= 2 + 4 + 1
+            assert len(pool._threads) == 2 + 4
+            assert pool.held == 4
         finally:
             for session in sessions:
                 session.close()

@@ -30,7 +30,7 @@ import bottle
 from swf_lite import events, fields
 from swf_lite.api.http import ApiError, json_response, require_token_or_session
 from swf_lite.catalog import BY_NAME
-from swf_lite.config import PEER_CLOSED
+from swf_lite.config import HOLD_WORKER, PEER_CLOSED
 from swf_lite.context import Context
 from swf_lite.db.models import SEQ
 from swf_lite.timefmt import iso, utcnow
@@ -136,12 +136,14 @@ class Stream:
             bottle.response.set_header(name, value)
         self.store.release()  # a stream holds no database connection while it runs
         gone = bottle.request.environ.get(PEER_CLOSED) or _never  # the server's hang-up check
-        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat, gone)
+        hold = bottle.request.environ.get(HOLD_WORKER) or _ignore  # the pool keeps --threads free for requests
+        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat, gone, hold)
 
     def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any,
-                heartbeat: float, gone: Callable[[], bool]) -> Iterator[bytes]:  # fmt: skip
+                heartbeat: float, gone: Callable[[], bool], hold: Callable[[bool], None]) -> Iterator[bytes]:  # fmt: skip
         """The response body. Bottle takes the first frame at once; cheroot flushes every chunk."""
         stopping = self.ctx.stopping
+        hold(True)  # this worker is the stream's until it ends
         try:
             yield events.frame("connected", {"client_id": sub.client_id, "status": "connected"})
             for event in replay:
@@ -162,6 +164,7 @@ class Stream:
                     last_write = time.monotonic()
         finally:
             # The client hung up (seen within POLL), GeneratorExit, a failed write, or shutdown.
+            hold(False)
             self.bus.unsubscribe(sub)
             if on_close is not None:
                 on_close(sub)
@@ -244,6 +247,10 @@ class Stream:
 
 def _never() -> bool:
     return False
+
+
+def _ignore(held: bool) -> None:
+    """A server without the edge's worker pool (a test calling the app directly) needs no notice."""
 
 
 def _event_id(raw: str | None) -> int | None:
