@@ -76,6 +76,10 @@ def host_lite(conn: Connection, data_dir: str) -> None:
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         os.environ.pop(name, None)
     logging.basicConfig(level=logging.WARNING)
+    from swf_lite import cli
+
+    cli.skip_unused_drivers()  # what python -m swf_lite does before it starts a SQLite server
+    cli.limit_malloc_arenas()
     from swf_lite.config import Settings
     from swf_lite.server import SwfLiteServer
 

@@ -7,6 +7,7 @@ Flags are derived from :class:`swf_lite.config.Settings`; every flag also has an
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import logging
 import os
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.db_url.startswith("sqlite"):
         skip_unused_drivers()
+    limit_malloc_arenas()
     if ns.command in ("token", "get_token"):
         return cmd_token(settings, ns.args)
     if ns.command == "env":
@@ -81,6 +83,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 UNUSED_BY_SQLITE = ("psycopg", "psycopg2", "psycopg2cffi", "pymysql", "MySQLdb")
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Two malloc arenas for this process, as ``MALLOC_ARENA_MAX=2`` would give (unless that is set):
+    glibc gives every thread that meets a busy arena one of its own, up to 8 per CPU, and each keeps
+    the memory freed in it — with a worker per stream that was ~20 MB of a server's RSS. Python's
+    small objects come from its own allocator and the GIL serializes most of the rest, so the
+    threads lose nothing by sharing. Linux with glibc only; elsewhere nothing happens."""
+    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc (musl has no arenas)
+        pass
+
+
+M_ARENA_MAX = -8  # glibc's malloc.h
 
 
 def skip_unused_drivers() -> None:
