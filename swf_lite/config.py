@@ -28,6 +28,8 @@ TLS_LOCK_FILE = ".tls.lock"
 PEER_CLOSED = "swf_lite.peer_closed"
 # ... and (bool) -> None, said by a long response (a stream) as it starts and ends holding its worker
 HOLD_WORKER = "swf_lite.hold_worker"
+# ... and, on plain HTTP connections only, the connection's socket (a stream writes events to it directly)
+PLAIN_SOCKET = "swf_lite.plain_socket"
 # Settings that default to the variables the agents (swf-common-lib's BaseAgent) and the real monitor read,
 # and to the usual DATABASE_URL
 AGENT_ENV = {"db": "DATABASE_URL", "stomp_user": "ACTIVEMQ_USER", "stomp_password": "ACTIVEMQ_PASSWORD",
@@ -74,7 +76,7 @@ class Settings:
     cert: Path | None = field(default=None, metadata={"help": "your own server certificate (PEM)"})
     key: Path | None = field(default=None, metadata={"help": "your own server private key (PEM)"})
     time_zone: str = field(default_factory=local_zone_name, metadata={"help": "zone of naive input times"})
-    threads: int = field(default=8, metadata={"help": "worker threads each server starts with (more start when requests wait, up to this plus the two stream limits)"})
+    threads: int = field(default=8, metadata={"help": "worker threads per server kept free for requests (each open stream gets one more)"})
     max_body: int = field(default=1024 * 1024, metadata={"help": "largest request body in bytes"})
     stale_agent_seconds: int = field(default=180, metadata={"help": "heartbeat age that marks agents EXITED"})
     sse_max_clients: int = field(default=64, metadata={"help": "most open message streams (agents)"})

@@ -33,6 +33,7 @@ import ssl
 import threading
 import time
 from contextlib import suppress
+from collections.abc import Callable
 from typing import Any
 
 from cheroot import connections
@@ -43,7 +44,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from cheroot.workers import threadpool
 from cheroot.wsgi import Server
 
-from swf_lite.config import HOLD_WORKER, PEER_CLOSED
+from swf_lite.config import HOLD_WORKER, PEER_CLOSED, PLAIN_SOCKET
 
 log = logging.getLogger("swf_lite.server")
 
@@ -276,6 +277,8 @@ class EdgeConnections(connections.ConnectionManager):
             conn = srv.ConnectionClass(srv, p.sock, makefile)
             conn.remote_addr, conn.remote_port = p.addr[0], p.addr[1]
             conn.ssl_env = {**p.env, PEER_CLOSED: functools.partial(peer_closed, p.sock), HOLD_WORKER: hold_worker}
+            if self.context is None:
+                conn.ssl_env[PLAIN_SOCKET] = p.sock
         p.sock.settimeout(srv.timeout)
         rfile: Any = conn.rfile
         rfile._read_buf, rfile._read_pos = bytes(p.buf), 0
@@ -367,6 +370,10 @@ class ElasticPool(threadpool.ThreadPool):
     and 16 busy clients kept 16 threads contending for the GIL where 8 serve them as fast; and its
     ``grow`` polled each new worker's readiness every 0.1 s, which made every server start take at
     least 0.1 s. Workers stay once started (at most ``max``)."""
+
+    _threads: list[Any]  # cheroot's own (its type stubs leave the private parts out)
+    _queue: Any
+    _spawn_worker: Callable[[], Any]
 
     def __init__(self, server: Any, min: int, max: int):  # noqa: A002 - cheroot's names
         super().__init__(server, min=min, max=max)

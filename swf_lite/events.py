@@ -189,6 +189,14 @@ def change_view(resources: frozenset[str] | None = None, ops: frozenset[str] | N
     return view
 
 
+# A stream's way to write an event frame straight to its client from the publishing thread, used only
+# while the stream's own thread waits (so the two never write at once): sends what the socket takes
+# without blocking and returns the rest of the wire bytes (b"" when all went), or None when nothing
+# could be sent; raises OSError when the client is gone. Waking a stream thread per event cost
+# ~0.2 ms of CPU per client (GIL hand-offs); the write itself is ~20 us.
+Direct = Callable[[bytes], Optional[bytes]]
+
+
 class Subscriber:
     """One stream client's bounded queue and counters (all guarded by its condition)."""
 
@@ -207,10 +215,30 @@ class Subscriber:
         self.sent = 0  # frames written to the client (maintained by the stream)
         self.skip_upto = 0  # live events with id <= this were already sent by the replay
         self.info: dict[str, Any] = {}  # free-form facts for the status (subscriber row, address)
+        self.sent_directly = 0  # of ``sent``: written by offer() itself (see Direct)
+        self._direct: Direct | None = None  # set while the stream's thread waits in get()
+        self._carry = b""  # the unsent end of a direct write: the stream's thread sends it next
 
     def offer(self, event: Event) -> None:
-        """Queue ``event``; never blocks beyond the queue's own short lock."""
+        """Queue ``event`` — or, while the stream waits idle with a :data:`Direct` sender, write it to
+        the client at once; never blocks beyond the queue's own short lock."""
         with self._cond:
+            direct = self._direct
+            if direct is not None and not self._queue and event.id > self.skip_upto:
+                try:
+                    rest = direct(event.frame)
+                except OSError:  # the client is gone: the stream's own write will find out
+                    rest = None
+                if rest is not None:
+                    self.queued += 1
+                    self.sent += 1
+                    self.sent_directly += 1
+                    if rest:  # the socket took part of it: the rest goes before anything else
+                        self._carry = rest
+                        self._direct = None
+                        self._cond.notify()
+                    return
+                self._direct = None  # not writable now: queued, for the stream's thread
             if len(self._queue) >= self.maxlen:
                 self._queue.popleft()
                 self.dropped += 1
@@ -218,8 +246,9 @@ class Subscriber:
             self.queued += 1
             self._cond.notify()
 
-    def get(self, timeout: float) -> Event | None:
-        """The next event, waiting at most ``timeout`` seconds; None if there is none."""
+    def get(self, timeout: float, direct: Direct | None = None) -> Event | None:
+        """The next event, waiting at most ``timeout`` seconds; None if there is none (or a direct
+        write left a :meth:`carry`). While it waits, events go out through ``direct`` if given."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -228,9 +257,19 @@ class Subscriber:
                     if event.id > self.skip_upto:
                         return event
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._carry:
                     return None
-                self._cond.wait(remaining)
+                self._direct = direct
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._direct = None
+
+    def carry(self) -> bytes:
+        """The unsent end of a direct write (taken: the caller sends it, raw), or b""."""
+        with self._cond:
+            rest, self._carry = self._carry, b""
+        return rest
 
     def ready(self, limit: int) -> list[Event]:
         """Up to ``limit`` more events already queued, without waiting (written with the one just got:

@@ -754,3 +754,77 @@ def test_browser_session_cookie_opens_the_stream_but_not_writes(server):
         browser.cookies.clear()
         ended = browser.delete(server.http_url + "/_swf_lite/session/", timeout=10)
         assert ended.status_code == 200 and "swf_lite_session=;" in ended.headers["Set-Cookie"].replace('""', "")
+
+
+# -- direct writes: the publisher writes to an idle plain-HTTP stream itself ---------------------------
+
+
+def _queued_event(n: int) -> events.Event:
+    return events.Event(n, "stf_gen", {"n": n}, events.frame("stf_gen", {"n": n}, n))
+
+
+def _waiting(sub: events.Subscriber, direct, timeout: float = 2.0) -> tuple[threading.Thread, list]:
+    """A thread waiting in ``sub.get`` with ``direct`` (what a stream's thread does between events)."""
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(sub.get(timeout, direct)))
+    thread.start()
+    wait_for(lambda: sub._direct is not None, timeout=2, interval=0.005)
+    return thread, got
+
+
+def test_an_idle_stream_gets_the_event_written_by_the_publisher():
+    sub = events.Subscriber("c", view=lambda change: None, maxlen=5)
+    written: list[bytes] = []
+    thread, got = _waiting(sub, lambda data: written.append(data) or b"", timeout=0.3)
+    sub.offer(_queued_event(1))
+    thread.join()
+    assert written == [_queued_event(1).frame]  # nothing queued, the waiting thread was not needed
+    assert got == [None] and sub.depth == 0
+    assert (sub.queued, sub.sent, sub.sent_directly) == (1, 1, 1)
+
+
+def test_a_direct_write_the_socket_took_part_of_leaves_the_rest_for_the_stream_thread():
+    sub = events.Subscriber("c", view=lambda change: None, maxlen=5)
+    thread, got = _waiting(sub, lambda data: data[10:])  # the socket took 10 bytes
+    sub.offer(_queued_event(1))
+    thread.join(timeout=1)
+    assert got == [None]  # woken at once, to send the rest before anything else
+    assert sub.carry() == _queued_event(1).frame[10:]
+    assert sub.carry() == b""
+    sub.offer(_queued_event(2))  # nobody waits now: queued
+    assert sub.get(0.1) == _queued_event(2)
+
+
+def test_events_go_through_the_queue_when_the_socket_is_full_or_the_replay_sent_them():
+    sub = events.Subscriber("c", view=lambda change: None, maxlen=5)
+    sub.set_skip_upto(1)
+    written: list[bytes] = []
+    thread, got = _waiting(sub, lambda data: written.append(data) or b"", timeout=0.5)
+    sub.offer(_queued_event(1))  # sent by the replay already: never written again
+    assert written == []
+    thread.join(timeout=0.1)
+    assert thread.is_alive()  # still waiting for a new event
+    sub.offer(_queued_event(2))
+    thread.join()
+    assert written == [_queued_event(2).frame]
+    thread, got = _waiting(sub, lambda data: None)  # not writable now
+    sub.offer(_queued_event(3))
+    thread.join(timeout=1)
+    assert got == [_queued_event(3)]  # the stream's thread writes it, in order
+    assert sub.sent_directly == 1
+
+
+def test_plain_http_streams_are_written_by_the_publisher_and_tls_streams_by_their_thread(server, receivers):
+    plain = Receiver(server.http_url, server.token)
+    tls = Receiver(server.https_url, server.token, verify=str(server.ca_bundle))
+    receivers.extend([plain, tls])
+    subs = {s.client_id: s for s in server.ctx.bus.subscribers}
+    plain_sub, tls_sub = subs[plain.connected()], subs[tls.connected()]
+    wait_for(lambda: plain_sub._direct is not None)  # idle, waiting for events
+    for n in range(5):
+        post_message(server.http_url, server.token, content={"n": n})
+    for rc in (plain, tls):
+        assert [rc.next_message()[1]["n"] for _ in range(5)] == list(range(5))
+    wait_for(lambda: tls_sub.sent == plain_sub.sent == 5)  # counted just after the write
+    assert tls_sub.sent_directly == 0
+    assert plain_sub.sent_directly >= 1  # the events it was idle for

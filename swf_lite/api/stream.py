@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,7 +32,7 @@ import bottle
 from swf_lite import events, fields
 from swf_lite.api.http import ApiError, json_response, require_token_or_session
 from swf_lite.catalog import BY_NAME
-from swf_lite.config import HOLD_WORKER, PEER_CLOSED
+from swf_lite.config import HOLD_WORKER, PEER_CLOSED, PLAIN_SOCKET
 from swf_lite.context import Context
 from swf_lite.db.models import SEQ
 from swf_lite.timefmt import iso, utcnow
@@ -137,10 +139,12 @@ class Stream:
         self.store.release()  # a stream holds no database connection while it runs
         gone = bottle.request.environ.get(PEER_CLOSED) or _never  # the server's hang-up check
         hold = bottle.request.environ.get(HOLD_WORKER) or _ignore  # the pool keeps --threads free for requests
-        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat, gone, hold)
+        direct = DirectWriter.for_environ(bottle.request.environ)
+        return self._frames(sub, replay, on_close, heartbeat or self.settings.sse_heartbeat, gone, hold, direct)
 
     def _frames(self, sub: events.Subscriber, replay: list[events.Event], on_close: Any,
-                heartbeat: float, gone: Callable[[], bool], hold: Callable[[bool], None]) -> Iterator[bytes]:  # fmt: skip
+                heartbeat: float, gone: Callable[[], bool], hold: Callable[[bool], None],
+                direct: DirectWriter | None = None) -> Iterator[bytes]:  # fmt: skip
         """The response body. Bottle takes the first frame at once; cheroot flushes every chunk."""
         stopping = self.ctx.stopping
         hold(True)  # this worker is the stream's until it ends
@@ -150,18 +154,24 @@ class Stream:
                 yield event.frame
                 sub.sent += 1
             last_write = time.monotonic()
-            while not stopping.is_set() and not gone():
+            while not stopping.is_set():
                 idle = time.monotonic() - last_write
                 if idle >= heartbeat:
                     yield events.frame("heartbeat", {"timestamp": time.time()})  # a dead client fails here
                     last_write = time.monotonic()
                     continue
-                live = sub.get(min(POLL, heartbeat - idle))
+                live = sub.get(min(POLL, heartbeat - idle), direct.send if direct else None)
+                rest = sub.carry()
+                if rest and direct:  # the end of an event the publisher began to write: raw, before anything else
+                    direct.send_all(rest)
+                    last_write = time.monotonic()
                 if live is not None:
                     burst = sub.ready(BURST)
                     yield live.frame + b"".join(e.frame for e in burst) if burst else live.frame
                     sub.sent += 1 + len(burst)
                     last_write = time.monotonic()
+                elif gone():  # asked when idle: while events flow, writing to a gone client fails
+                    break
         finally:
             # The client hung up (seen within POLL), GeneratorExit, a failed write, or shutdown.
             hold(False)
@@ -243,6 +253,37 @@ class Stream:
         for sub in self.bus.subscribers:
             if sub.info.pop("subscriber_id", None) is not None:
                 self._add_row(sub)
+
+
+class DirectWriter:
+    """Writes event frames to a plain-HTTP stream's socket from the publishing thread (see
+    :data:`swf_lite.events.Direct`), framed as cheroot frames what the stream yields: one HTTP/1.1
+    chunk per write (an HTTP/1.0 response is the bytes as they are). The socket is non-blocking at
+    the system level (it has a timeout), so ``os.write`` takes what fits and never waits."""
+
+    def __init__(self, sock: socket.socket, chunked: bool):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.chunked = chunked
+
+    @classmethod
+    def for_environ(cls, environ: dict[str, Any]) -> DirectWriter | None:
+        sock = environ.get(PLAIN_SOCKET)
+        if not isinstance(sock, socket.socket) or sock.gettimeout() in (None, 0.0):
+            return None  # TLS (records, not bytes), or a socket whose blocking mode is not the usual one
+        return cls(sock, chunked=environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
+
+    def send(self, frame: bytes) -> bytes | None:
+        data = b"%X\r\n%s\r\n" % (len(frame), frame) if self.chunked else frame
+        try:
+            n = os.write(self.fd, data)
+        except BlockingIOError:
+            return None
+        return data[n:]
+
+    def send_all(self, data: bytes) -> None:
+        """Raw bytes, already framed, from the stream's own thread: waits like any write (the timeout)."""
+        self.sock.sendall(data)
 
 
 def _never() -> bool:
