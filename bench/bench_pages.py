@@ -358,11 +358,11 @@ def main(argv: list[str] | None = None) -> int:
             files = session.get(f"{srv.http_url}/api/stf-files/?run_number={run}&limit=50", timeout=60).json()
             if files["count"] != sizes["files_per_run"] or not files["results"][0]["file_id"].count("-") == 4:
                 failures.append(f"stf-files of run {run}: {files}")
-            # Steady state: cheroot hands each request to the longest-idle of its worker threads, and each
-            # thread has its own SQLite connection (caches, prepared statements). Visit every page once per
-            # worker first, so the timings are those of a server that has been up a while.
+            # Steady state: requests go to any of the --threads workers and take any of the --db-pool
+            # connections (each with its own caches and prepared statements). Visit every page that many
+            # times first, so the timings are those of a server that has been up a while.
             s = srv.settings
-            pool = s.threads + s.sse_max_clients + s.sse_page_clients
+            pool = max(s.threads, s.db_pool)
             warm_started = time.perf_counter()
             for _ in range(pool):
                 for page_path, json_path in cases:
