@@ -76,7 +76,7 @@ class Settings:
     cert: Path | None = field(default=None, metadata={"help": "your own server certificate (PEM)"})
     key: Path | None = field(default=None, metadata={"help": "your own server private key (PEM)"})
     time_zone: str = field(default_factory=local_zone_name, metadata={"help": "zone of naive input times"})
-    threads: int = field(default=8, metadata={"help": "worker threads per server kept free for requests (each open stream gets one more)"})
+    threads: int = field(default=8, metadata={"help": "workers kept free for requests (per server; a stream adds one)"})
     max_body: int = field(default=1024 * 1024, metadata={"help": "largest request body in bytes"})
     stale_agent_seconds: int = field(default=180, metadata={"help": "heartbeat age that marks agents EXITED"})
     sse_max_clients: int = field(default=64, metadata={"help": "most open message streams (agents)"})

@@ -32,8 +32,8 @@ import socket
 import ssl
 import threading
 import time
-from contextlib import suppress
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from cheroot import connections
