@@ -558,3 +558,25 @@ def test_the_body_limit_applies(tmp_path):
             result = call(small, "swf_send_message", big)
         assert result is None
         assert value(call(small, "swf_list_runs"))["items"] == []
+
+
+def test_the_mcp_tools_load_at_the_first_mcp_request_not_at_start(tmp_path):
+    """A server that is never asked over MCP never imports its tools (start time and memory)."""
+    script = f"""
+import sys, requests
+from swf_lite.config import Settings
+from swf_lite.server import SwfLiteServer
+srv = SwfLiteServer(Settings(http_port=0, https_port=0, data_dir={str(tmp_path / "data")!r}, quiet=True)).start()
+try:
+    print("swf_lite.mcp.tools" in sys.modules)
+    r = requests.post(srv.http_url + "/mcp/", json={{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}},
+                      headers={{"Authorization": "Bearer " + srv.token, "MCP-Protocol-Version": "2025-11-25"}})
+    print(r.status_code, len(r.json()["result"]["tools"]) > 10, "swf_lite.mcp.tools" in sys.modules)
+finally:
+    srv.stop()
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["False", "200 True True"], out.stdout + out.stderr

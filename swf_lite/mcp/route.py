@@ -10,15 +10,18 @@ check and the body limit of the rest of the app apply here too (they run before 
 from __future__ import annotations
 
 import os
+import threading
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import bottle
 
 from swf_lite import __version__, auth
 from swf_lite.api.http import dumps
 from swf_lite.context import Context
-from swf_lite.mcp import protocol, tools
-from swf_lite.mcp.toolkit import Call
+
+if TYPE_CHECKING:  # imported at the first MCP request: most servers never get one (~15 ms, ~1 MB at start)
+    from swf_lite.mcp import protocol
 
 PATH = "/mcp/"
 OTHER_METHODS = ("GET", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -55,16 +58,28 @@ def bearer_token(header: str | None) -> str | None:
     return parts[1]
 
 
-def mount(app: bottle.Bottle, ctx: Context) -> protocol.Server:
-    """Register ``/mcp/`` (before the app refuses other methods on fixed API paths)."""
-    server = protocol.Server(tools.TOOLS, name=SERVER_NAME, title="swf-lite", version=__version__,
-                             instructions=tools.INSTRUCTIONS)  # fmt: skip
+def mount(app: bottle.Bottle, ctx: Context) -> None:
+    """Register ``/mcp/`` (before the app refuses other methods on fixed API paths); the MCP server
+    and its tools are built at the first request."""
+    built: list[protocol.Server] = []
+    building = threading.Lock()
+
+    def mcp_server() -> protocol.Server:
+        with building:
+            if not built:
+                from swf_lite.mcp import protocol, tools
+
+                built.append(protocol.Server(tools.TOOLS, name=SERVER_NAME, title="swf-lite", version=__version__,
+                                             instructions=tools.INSTRUCTIONS))  # fmt: skip
+        return built[0]
 
     def broker_connected() -> bool:
         bridge = getattr(ctx, "bridge", None)  # a STOMP bridge, where the server makes one reachable
         return bool(getattr(bridge, "connected", False))
 
     def not_allowed() -> bottle.HTTPResponse:
+        from swf_lite.mcp import protocol
+
         method = bottle.request.method
         text = (
             f"Method Not Allowed: {method}. This MCP server is stateless and offers no stream: POST JSON-RPC messages"
@@ -84,15 +99,17 @@ def mount(app: bottle.Bottle, ctx: Context) -> protocol.Server:
             username = auth.authenticate(ctx.store, f"Token {token}")
         except auth.AuthFailed:
             return respond(401, {"error": "Invalid token"}, challenge)
+        from swf_lite.mcp import protocol
+        from swf_lite.mcp.toolkit import Call
+
         media = (request.content_type or "").split(";")[0].strip().lower()
         if media != "application/json":
             text = f"Unsupported Media Type: {media or 'none'}; send Content-Type: application/json"
             return respond(415, protocol.error_body(protocol.INVALID_REQUEST, text))
         urlparts = request.urlparts
         call = Call(ctx.service, username, f"{urlparts.scheme}://{urlparts.netloc}", os.environ, broker_connected)
-        reply = server.handle(request.body.read(), request.get_header("MCP-Protocol-Version"), call)
+        reply = mcp_server().handle(request.body.read(), request.get_header("MCP-Protocol-Version"), call)
         return respond(reply.status, reply.body)
 
     app.route(PATH, "POST", handle)
     app.route(PATH, list(OTHER_METHODS), not_allowed)
-    return server
