@@ -68,7 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.db_url.startswith("sqlite"):
         skip_unused_drivers()
-    limit_malloc_arenas()
     if ns.command in ("token", "get_token"):
         return cmd_token(settings, ns.args)
     if ns.command == "env":
@@ -79,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         from swf_lite import demo
 
         return demo.main(settings, ns.args + unknown)
+    limit_malloc_arenas()  # a server's many threads; the one-shot commands above need nothing
     return cmd_serve(settings)
 
 
