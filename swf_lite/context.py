@@ -41,8 +41,9 @@ class Context:
         return self
 
     def sync(self) -> None:
-        """Return once the bus has every change committed so far (at once unless processes share a
-        database: then after a round trip through it)."""
+        """Return once the bus has published every change committed so far (its publishing thread has
+        caught up; when processes share a database, after a round trip through it)."""
+        self.bus.flush()
         if self.feed is not None:
             self.store.connect()
             try:

@@ -1,8 +1,10 @@
 """The change feed: every committed write becomes one :class:`Change` on the in-memory :class:`Bus`.
 
-The service publishes a change after its transaction commits (in commit order). Consumers subscribe
-with a *view*: a function that turns a change into the :class:`Event` that consumer streams, or
-None to skip it. Two views exist: :func:`message_view` (the workflow-message stream, the real
+The service hands a change to the bus after its transaction commits (in commit order); the bus
+publishes it from a thread of its own (:meth:`Bus.publish_later`), so no writer waits for a stream
+client's socket, and changes that piled up meanwhile reach each idle stream in one write. Consumers
+subscribe with a *view*: a function that turns a change into the :class:`Event` that consumer
+streams, or None to skip it. Two views exist: :func:`message_view` (the workflow-message stream, the real
 monitor's wire format) and :func:`change_view` (the generic change stream live pages read).
 
 Each :class:`Subscriber` owns a bounded queue: when it is full the oldest event is dropped and
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from swf_lite import timefmt
+
+log = logging.getLogger("swf_lite.events")
 
 MESSAGES = "workflow-messages"  # the resource whose creations the message stream carries
 
@@ -220,30 +225,39 @@ class Subscriber:
         self._carry = b""  # the unsent end of a direct write: the stream's thread sends it next
 
     def offer(self, event: Event) -> None:
-        """Queue ``event`` — or, while the stream waits idle with a :data:`Direct` sender, write it to
-        the client at once; never blocks beyond the queue's own short lock."""
+        """Queue ``event`` (or write it at once: see :meth:`offer_many`)."""
+        self.offer_many([event])
+
+    def offer_many(self, batch: list[Event]) -> None:
+        """Queue the events of ``batch`` — or, while the stream waits idle with a :data:`Direct` sender,
+        write them to the client at once, in one write; never blocks beyond the queue's own short lock."""
         with self._cond:
             direct = self._direct
-            if direct is not None and not self._queue and event.id > self.skip_upto:
+            if direct is not None and not self._queue:
+                fresh = [e for e in batch if e.id > self.skip_upto]  # the others were replayed already
+                if not fresh:
+                    return
+                data = fresh[0].frame if len(fresh) == 1 else b"".join(e.frame for e in fresh)
                 try:
-                    rest = direct(event.frame)
+                    rest = direct(data)
                 except OSError:  # the client is gone: the stream's own write will find out
                     rest = None
                 if rest is not None:
-                    self.queued += 1
-                    self.sent += 1
-                    self.sent_directly += 1
+                    self.queued += len(fresh)
+                    self.sent += len(fresh)
+                    self.sent_directly += len(fresh)
                     if rest:  # the socket took part of it: the rest goes before anything else
                         self._carry = rest
                         self._direct = None
                         self._cond.notify()
                     return
                 self._direct = None  # not writable now: queued, for the stream's thread
-            if len(self._queue) >= self.maxlen:
-                self._queue.popleft()
-                self.dropped += 1
-            self._queue.append(event)
-            self.queued += 1
+            for event in batch:
+                if len(self._queue) >= self.maxlen:
+                    self._queue.popleft()
+                    self.dropped += 1
+                self._queue.append(event)
+            self.queued += len(batch)
             self._cond.notify()
 
     def get(self, timeout: float, direct: Direct | None = None) -> Event | None:
@@ -313,6 +327,9 @@ class Bus:
     holding the bus lock, so subscribing and unsubscribing never wait for a publish.
     """
 
+    LATER_LIMIT = 10_000  # changes waiting for the publishing thread before writers wait for it
+    LATER_IDLE = 5.0  # seconds the publishing thread waits for more before it ends
+
     def __init__(self, max_clients: int, queue_size: int, stopping: threading.Event | None = None,
                  limits: Mapping[str, int] | None = None):  # fmt: skip
         self.max_clients = max_clients  # per kind of subscriber ("messages" by default); see limits
@@ -325,6 +342,10 @@ class Bus:
         self.published: collections.Counter[str] = collections.Counter()  # per resource
         self.delivered = 0  # (change, subscriber) pairs queued
         self.rejected = 0  # subscriptions refused because the bus was full
+        self._later: collections.deque[Change] = collections.deque()  # for the publishing thread
+        self._later_cond = threading.Condition(threading.Lock())
+        self._publishing = False  # the publishing thread holds a batch it has not finished
+        self._thread: threading.Thread | None = None
 
     @property
     def running(self) -> bool:
@@ -349,21 +370,91 @@ class Bus:
 
     def publish(self, change: Change) -> int:
         """Queue ``change`` for every subscriber whose view accepts it; returns how many. Never blocks."""
+        return self.publish_many([change])
+
+    def publish_many(self, changes: Sequence[Change]) -> int:
+        """Publish ``changes`` in order; each subscriber gets the events of a run of changes in one
+        :meth:`Subscriber.offer_many` (one socket write for an idle stream). Returns the events queued."""
+        n = 0
+        run: list[Change] = []
+        for change in changes:
+            if change.op == "reset":  # it empties every queue: what came before goes first, on its own
+                n += self._deliver(run) + self._deliver([change])
+                run = []
+            else:
+                run.append(change)
+        return n + self._deliver(run)
+
+    def _deliver(self, changes: list[Change]) -> int:
+        if not changes:
+            return 0
         with self._lock:
-            self.changes += 1
-            change.number = self.changes
-            self.published[change.resource] += 1
-        if change.op == "reset":
+            for change in changes:
+                self.changes += 1
+                change.number = self.changes
+                self.published[change.resource] += 1
+        if changes[0].op == "reset":
             self.clear()  # sequence numbers restart with the tables: nothing queued before is valid
         n = 0
         for sub in self._subs:
-            event = sub.view(change)
-            if event is not None:
-                sub.offer(event)
-                n += 1
+            batch = [event for event in map(sub.view, changes) if event is not None]
+            if batch:
+                sub.offer_many(batch)
+                n += len(batch)
         with self._lock:
             self.delivered += n
         return n
+
+    # -- publishing from the bus's own thread --------------------------------------------------
+
+    def publish_later(self, changes: Sequence[Change]) -> None:
+        """Publish ``changes`` from the bus's publishing thread, in the order of calls: a writer (who
+        calls this in commit order) then never waits for subscribers' sockets, and changes committed
+        meanwhile go to each stream in one write. With nobody subscribed and nothing waiting, at once."""
+        if not changes:
+            return
+        with self._later_cond:
+            if not self._subs and not self._later and not self._publishing:
+                self.publish_many(changes)  # only counting: the writer need not wake a thread for it
+                return
+            while len(self._later) >= self.LATER_LIMIT and self._thread is not None:
+                self._later_cond.wait(0.1)  # back-pressure: writers outran the publisher by far
+            self._later.extend(changes)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._publish_loop, name="swf-lite-publisher", daemon=True)
+                self._thread.start()
+            self._later_cond.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every change given to :meth:`publish_later` is published; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._later_cond:
+            while self._later or self._publishing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._later_cond.wait(remaining)
+        return True
+
+    def _publish_loop(self) -> None:
+        """Publish batches until idle for ``LATER_IDLE`` seconds (the next write starts a new thread)."""
+        while True:
+            with self._later_cond:
+                self._publishing = False
+                self._later_cond.notify_all()  # flush() and writers held back wait for this
+                if not self._later:
+                    self._later_cond.wait(self.LATER_IDLE)
+                if not self._later:
+                    self._thread = None
+                    return
+                batch = list(self._later)
+                self._later.clear()
+                self._publishing = True
+                self._later_cond.notify_all()
+            try:
+                self.publish_many(batch)
+            except Exception:  # noqa: BLE001 - a broken view or subscriber must not stop the feed
+                log.exception("could not publish %d changes", len(batch))
 
     def clear(self) -> None:
         """Empty every subscriber's queue (a reset change does it)."""

@@ -5,8 +5,10 @@ The HTTP API, the pages, the control API, the seed loader and the stream's subsc
 reads and writes through the :class:`~swf_lite.db.Store`, raises :mod:`swf_lite.errors`, and
 publishes one :class:`~swf_lite.events.Change` per write on the bus after the write commits.
 
-Ordering guarantee: writes commit and publish under one process-wide lock, so changes reach the
-bus in commit order; the message stream's order is therefore storage order, which replay relies on.
+Ordering guarantee: writes commit and hand their changes to the bus under one process-wide lock, so
+changes reach the bus in commit order; the message stream's order is therefore storage order, which
+replay relies on. The bus publishes them from its own thread (:meth:`~swf_lite.events.Bus.publish_later`):
+a writer never waits for stream clients' sockets, and never while it holds that lock.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class Service:
         self.bus = bus
         self.zone = zone
         self.stale_agent_seconds = stale_agent_seconds
-        self._commit = threading.Lock()  # commit + publish, in order
+        self._commit = threading.Lock()  # commit + hand to the bus, in order
         self.feed: Any = None  # swf_lite.feed.Feed when processes share the database: it publishes instead
         self._local = threading.local()  # changes of this thread's open transaction
 
@@ -100,8 +102,7 @@ class Service:
                     if self.feed is not None and atomic and changes:
                         self.feed.notify(self.store.db, changes)  # delivered at commit, in commit order
                 if self.feed is None:
-                    for change in changes:
-                        self.bus.publish(change)
+                    self.bus.publish_later(changes)  # in commit order; the sockets are the bus thread's
                 elif not atomic and changes:  # the statement has committed by itself
                     self.feed.notify(self.store.db, changes)
         finally:

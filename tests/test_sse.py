@@ -462,6 +462,7 @@ def test_stalled_subscriber_drops_oldest_and_never_blocks_the_post(make_server):
             post_message(srv.http_url, srv.token, content={"n": n, "pad": big})
             slowest = max(slowest, time.monotonic() - started)
         assert slowest < 2.0
+        srv.ctx.sync()  # the bus publishes from its own thread (with PostgreSQL, after LISTEN hears it)
         client = next(iter(status(srv)["clients"].values()))
         assert client["dropped"] > 0
         assert client["queue_depth"] <= 5
@@ -812,6 +813,82 @@ def test_events_go_through_the_queue_when_the_socket_is_full_or_the_replay_sent_
     thread.join(timeout=1)
     assert got == [_queued_event(3)]  # the stream's thread writes it, in order
     assert sub.sent_directly == 1
+
+
+def test_writers_hand_changes_to_the_bus_thread_which_sends_what_piled_up_in_one_write():
+    bus = events.Bus(max_clients=2, queue_size=10)
+    sub = bus.subscribe("idle")
+    release = threading.Event()
+    written: list[bytes] = []
+
+    def slow_socket(data: bytes) -> bytes:
+        release.wait(5)  # a client whose socket takes its time
+        written.append(data)
+        return b""
+
+    thread, _ = _waiting(sub, slow_socket, timeout=5)
+    started = time.monotonic()
+    bus.publish_later([_event(1)])  # the bus thread is stuck in the slow write from here on
+    wait_for(lambda: bus._publishing, timeout=2, interval=0.005)
+    bus.publish_later([_event(2)])
+    bus.publish_later([_event(3), _event(4)])
+    assert time.monotonic() - started < 0.5  # no writer waited for the client
+    assert written == []
+    release.set()
+    assert bus.flush(timeout=5)
+    assert written[0] == events.message_event(_event(1).row, 1).frame
+    assert written[1:] == [b"".join(events.message_event(_event(n).row, n).frame for n in (2, 3, 4))]
+    assert (sub.sent_directly, bus.stats()["messages_published"], bus.changes) == (4, 4, 4)
+    thread.join(timeout=6)
+
+
+def test_nobody_subscribed_publishes_at_once_without_a_thread():
+    bus = events.Bus(max_clients=1, queue_size=10)
+    bus.publish_later([_event(1), _event(2)])
+    assert bus.changes == 2 and bus._thread is None
+
+
+def test_the_publisher_preserves_commit_order_and_resets_under_many_writers():
+    bus = events.Bus(max_clients=1, queue_size=5000)
+    sub = bus.subscribe("all")
+    order = threading.Lock()
+    counter = iter(range(1, 2001))
+
+    def writer() -> None:
+        for _ in range(250):
+            with order:  # what the service's commit lock does: numbering and hand-over in one step
+                bus.publish_later([_event(next(counter))])
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bus.flush(timeout=10)
+    got = [sub.get(0).id for _ in range(sub.depth)]
+    assert got == list(range(1, 2001))
+    bus.publish_later([_event(2001), events.Change("reset", "*", None, None), _event(1)])
+    assert bus.flush(timeout=5)
+    assert [sub.get(0).id for _ in range(sub.depth)] == [1]  # what came before the reset is gone
+
+
+def test_a_stream_never_gets_a_message_stored_before_it_connected_that_the_bus_publishes_later(server, receivers):
+    gate = threading.Event()
+    blocker = server.ctx.bus.subscribe("blocks-the-publisher", view=lambda change: gate.wait(10) and None,
+                                       kind="test")  # fmt: skip
+    try:
+        post_message(server.http_url, server.token, content={"n": "first"})  # the publisher waits in the view
+        early = post_message(server.http_url, server.token, content={"n": "early"})  # stored, its turn comes later
+        rc = Receiver(server.http_url, server.token)
+        receivers.append(rc)
+        rc.connected()
+    finally:
+        gate.set()
+        server.ctx.bus.unsubscribe(blocker)
+    late = post_message(server.http_url, server.token, content={"n": "late"})
+    _, data, event_id = rc.next_message()
+    assert data["n"] == "late", (early, late, data)
+    assert event_id > 0
 
 
 def test_plain_http_streams_are_written_by_the_publisher_and_tls_streams_by_their_thread(server, receivers):

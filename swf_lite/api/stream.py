@@ -100,13 +100,13 @@ class Stream:
         if last_id is None:
             last_id = _event_id(request.query.getunicode("last_event_id"))
         client_id = str(uuid.uuid4())
-        # Processes sharing a database hear commits a moment after they happen: a message stored before
-        # this connect may still be on its way to the bus. Its number is at most the newest stored now.
-        stored = self._newest_seq() if last_id is None and self.ctx.feed is not None else 0
         sub = self._subscribe(client_id, filters=filters)
         try:
-            if stored:
-                sub.set_skip_upto(stored)
+            if last_id is None:
+                # The bus publishes a moment after commit (its own thread; with several processes, after
+                # LISTEN hears it): a message stored before this connect may still be on its way. Every
+                # message published from now on is queued, and those stored by now have numbers <= this.
+                sub.set_skip_upto(self._newest_seq())
             replay = self._replay(last_id, filters) if last_id is not None else []
             if last_id is not None:  # the live queue may hold some of these too
                 sub.set_skip_upto(max([last_id, *(e.id for e in replay)]))
