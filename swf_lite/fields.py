@@ -192,7 +192,12 @@ def clean(
             if f.required:
                 errors[f.name] = ["This field is required."]
             elif creating:
-                values[f.name] = copy.deepcopy(f.default) if f.default is not REQUIRED else None
+                default = f.default
+                if default is REQUIRED:
+                    default = None
+                elif isinstance(default, (dict, list)):  # each row gets its own
+                    default = copy.deepcopy(default)
+                values[f.name] = default
             continue
         raw = data[f.name]
         if raw is None:

@@ -376,12 +376,12 @@ class Service:
                         values[f.name] = fields.convert(f, data[f.name], self.zone)
                     except fields.FieldError as exc:
                         raise Invalid({f.name: [str(exc)]}) from None
-        if r is MESSAGES:  # the message and the run state it moves commit together
-            with self.transaction():
+        if r is MESSAGES and (rules.lifecycle_run(values) is not None or not self.store.dialect.numbers_alone):
+            with self.transaction():  # the message and the run state it moves commit together
                 out = self._insert(r, values)
                 self._apply_lifecycle(out)
                 return out
-        with self.transaction(atomic=False):  # one self-committing INSERT
+        with self.transaction(atomic=False):  # one self-committing INSERT (a message too, if it moves no run)
             return self._insert(r, values)
 
     def _apply_lifecycle(self, message: dict[str, Any]) -> None:
@@ -461,7 +461,8 @@ class Service:
         now = timefmt.utcnow()
         values["last_heartbeat"] = values["updated_at"] = now
         with self.transaction():
-            row = self.store.find(AGENTS, "instance_name", values["instance_name"])
+            # A known agent is one UPDATE … RETURNING; a new one an INSERT.
+            row = self.store.update_by(AGENTS, "instance_name", values["instance_name"], values)
             created = row is None
             if row is None:
                 full = self.clean(AGENTS, {"instance_name": name, "agent_type": "other"}, creating=True,
@@ -469,7 +470,8 @@ class Service:
                 full.update(values)
                 out = self._insert(AGENTS, full, op="upsert")
             else:
-                out = self._update(AGENTS, row, values, op="upsert")
+                out = fields.represent(AGENTS, row)
+                self._emit(Change("upsert", AGENTS.name, out[AGENTS.pk.name], out))
             stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
             marked = self.store.mark_stale_agents(AGENTS, stale, now, out["id"])
             if marked:

@@ -28,6 +28,7 @@ class Dialect:
     name = "sql"
     placeholder = "%s"
     notifies = False  # every process learns of every committed change from the engine (LISTEN/NOTIFY)
+    numbers_alone = False  # a sequenced INSERT committing by itself still numbers rows in commit order
 
     def open(self, url: str, pool: int, wait: float) -> pw.Database:
         """The database behind a pool of at most ``pool`` connections; a caller waits up to ``wait``
@@ -94,6 +95,7 @@ class SQLiteDialect(Dialect):
 
     name = "sqlite"
     placeholder = "?"
+    numbers_alone = True  # one writer at a time: the INSERT's MAX(seq) + 1 and its commit are one step
     PRAGMAS = {
         "journal_mode": "wal",
         "synchronous": "normal",
