@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import queue
 import socket
 import sqlite3
 import sys
@@ -27,7 +28,7 @@ import time
 import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 BARE_READY = "bare ready"
 
@@ -134,12 +135,16 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
 
 
-def bare_app(db_path: str, token: str) -> Any:
+def bare_app(db_path: str, token: str, workers: list[Callable[[int], None]] | None = None) -> Any:
     """The least each measured job needs: parse the body, one SQL statement (two for an upsert that
-    inserts), a JSON answer. Token routes compare the Authorization header, nothing more."""
+    inserts), a JSON answer. Token routes compare the Authorization header, nothing more. A message
+    also goes to every open ``/messages/stream/`` client, the plain way: a queue per client that its
+    stream's worker thread drains (``workers[0](n)`` adds n workers while streams hold theirs)."""
     import bottle
 
     app = bottle.Bottle()
+    streams: list[queue.SimpleQueue[bytes]] = []
+    streams_lock = threading.Lock()
     db = Db(db_path)
     expected = f"Token {token}"
     log_cols, run_cols, stf_cols = db.columns("logs"), db.columns("runs"), db.columns("stf_files")
@@ -248,7 +253,41 @@ def bare_app(db_path: str, token: str) -> Any:
         keys = list(data)
         sql = (f'INSERT INTO "workflow_messages" ({", ".join(keys)}, "seq") VALUES ({", ".join("?" * len(keys))}, '
                '(SELECT COALESCE(MAX("seq"), 0) + 1 FROM "workflow_messages")) RETURNING *')  # fmt: skip
-        return answer(dict(db.con().execute(sql, [stored(data[k]) for k in keys]).fetchone()), 201)
+        row = dict(db.con().execute(sql, [stored(data[k]) for k in keys]).fetchone())
+        if streams:
+            content = data.get("message_content")
+            event = content if isinstance(content, dict) else {"message_content": content}
+            frame = (f"id: {row['seq']}\nevent: {data.get('message_type') or 'message'}\n"
+                     f"data: {json.dumps(event)}\n\n").encode()  # fmt: skip
+            for q in list(streams):
+                q.put(frame)
+        return answer(row, 201)
+
+    @app.get("/messages/stream/")
+    def message_stream() -> Any:
+        need_token()
+        q: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        with streams_lock:
+            streams.append(q)
+        if workers:
+            workers[0](1)  # this stream holds its worker thread: one more for requests
+        bottle.response.content_type = "text/event-stream"
+
+        def frames() -> Any:
+            try:
+                yield b"event: connected\ndata: {}\n\n"
+                while True:
+                    try:
+                        yield q.get(timeout=1.0)
+                    except queue.Empty:
+                        yield b": keep-alive\n\n"  # a client that hung up fails here
+            finally:
+                with streams_lock:
+                    streams.remove(q)
+                if workers:
+                    workers[0](-1)
+
+        return frames()
 
     @app.get("/logs/")
     def filter_logs() -> str:
@@ -336,7 +375,10 @@ class BareServers:
 
 def host_bare(conn: Connection, db_path: str, cert: str, key: str, token: str, threads: int, keep_alive: int) -> None:
     """Start the baseline in this process over ``db_path`` and hand its facts to the bench process."""
-    servers = BareServers(bare_app(db_path, token), cert, key, threads, keep_alive)
+    workers: list[Callable[[int], None]] = []
+    servers = BareServers(bare_app(db_path, token, workers), cert, key, threads, keep_alive)
+    pool = servers.servers[0].requests  # streams are plain HTTP
+    workers.append(lambda n: pool.grow(n) if n > 0 else pool.shrink(-n))
     conn.send({"http": servers.http, "https": servers.https, "pid": os.getpid()})
     _serve_commands(conn, servers.stop)
 

@@ -79,7 +79,7 @@ class Case:
     kind: str = "static"
     value_key: str | None = None
     ids: bool = False  # the path holds {id}: an STF file of the server's own database
-    streams: int = 0  # message streams held open on swf-lite while the case runs
+    streams: int = 0  # message streams held open on each server while the case runs
 
 
 # in running order: the 1,000-row list is measured before POST /api/runs/ adds rows
@@ -409,7 +409,7 @@ class Streams:
     """Message-stream clients held open on swf-lite while a case runs: threads of the bench process,
     which only waits on pipes meanwhile. They count the events they receive."""
 
-    def __init__(self, base: str, token: str, count: int):
+    def __init__(self, base: str, token: str, count: int, path: str = "/api/messages/stream/"):
         import requests
 
         self.events = 0
@@ -419,7 +419,7 @@ class Streams:
         for _ in range(count):
             session = requests.Session()
             session.trust_env = False
-            r = session.get(base + "/api/messages/stream/", headers={"Authorization": f"Token {token}"},
+            r = session.get(base + path, headers={"Authorization": f"Token {token}"},
                             stream=True, timeout=(5, 120))  # fmt: skip
             r.raise_for_status()
             self.responses.append(r)
@@ -640,20 +640,27 @@ def main(argv: list[str] | None = None) -> int:
         clients = Clients(args.clients)
         seq = [0]
         for case in args.case_list:
-            streams = Streams(lite_side.http, lite_side.token, case.streams) if case.streams else None
+            streams = {}  # on both servers: each stream's client reads every message the case posts
+            if case.streams:
+                streams["swf-lite"] = Streams(lite_side.http, lite_side.token, case.streams)
+                streams["baseline"] = Streams(bare_side.http, f["token"], case.streams, "/messages/stream/")
             before = stored_count(lite_side, "/api/workflow-messages/") if streams else 0
             try:
                 rows += measure_case(case, [lite_side, bare_side], clients, args, seq, counter_values)
             finally:
                 if streams:
                     time.sleep(0.5)  # the last events in flight
-                    streams.close()
+                    for s in streams.values():
+                        s.close()
             if streams:
                 posted = stored_count(lite_side, "/api/workflow-messages/") - before
-                result["stream_events"] = {"streams": case.streams, "messages": posted, "received": streams.events,
-                                           "expected": posted * case.streams}  # fmt: skip
-                print(f"  streams: {streams.events} events received of {posted * case.streams} "
-                      f"({case.streams} x {posted} messages)", flush=True)  # fmt: skip
+                got = streams["swf-lite"].events
+                result["stream_events"] = {"streams": case.streams, "messages": posted, "received": got,
+                                           "expected": posted * case.streams,
+                                           "baseline_received": streams["baseline"].events}  # fmt: skip
+                print(f"  streams: swf-lite's {got} events received of {posted * case.streams} "
+                      f"({case.streams} x {posted} messages); the baseline's {streams['baseline'].events}",
+                      flush=True)  # fmt: skip
         result["rss_mb"] = {"swf-lite": lite.ask("rss"), "baseline": bare.ask("rss")}
         clients.stop()
         clients = None
