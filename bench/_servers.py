@@ -81,12 +81,15 @@ def host_lite(conn: Connection, data_dir: str) -> None:
 
     cli.skip_unused_drivers()  # what python -m swf_lite does before it starts a SQLite server
     cli.limit_malloc_arenas()
+    from swf_lite import tlschild
     from swf_lite.config import Settings
-    from swf_lite.server import SwfLiteServer
 
     settings = Settings(data_dir=Path(data_dir), http_port=0, https_port=0, log_level="WARNING", quiet=True,
                         time_zone="UTC")  # fmt: skip
-    srv = SwfLiteServer(settings).start()
+    certificates = tlschild.start(settings)  # as python -m swf_lite: made by a child, no cryptography here
+    from swf_lite.server import SwfLiteServer
+
+    srv = SwfLiteServer(settings, certificates).start()
     ep = srv.endpoints[0].server
     assert srv.tls is not None and srv.https_url is not None
     conn.send(

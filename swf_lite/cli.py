@@ -162,15 +162,20 @@ def cmd_mcp_config(settings: Settings, args: list[str]) -> int:
 
 
 def cmd_serve(settings: Settings) -> int:
+    from swf_lite import tlschild
+
+    certificates = tlschild.start(settings) if settings.tls else None  # made meanwhile, on another core
     from swf_lite.server import PortInUse, StartupError, SwfLiteServer
 
-    server = SwfLiteServer(settings)
+    server = SwfLiteServer(settings, certificates)
     try:
         server.start()
     except (PortInUse, StartupError, OSError, ValueError) as exc:
         # one line the user can act on; the traceback only for --log-level DEBUG
         logging.getLogger("swf_lite").debug("start-up failed", exc_info=True)
         server.stop()
+        if certificates is not None:
+            certificates.close()
         text = str(exc) if isinstance(exc, (PortInUse, StartupError)) else f"cannot start: {exc}"
         print(f"swf-lite: {' '.join(text.split())}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ CERT_FILE = "ssl_cert.pem"
 KEY_FILE = "ssl_key.pem"  # mode 0600
 BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
 TLS_LOCK_FILE = ".tls.lock"
+TLS_HOSTS = ("localhost", "127.0.0.1", "::1")  # names every server certificate covers (plus --host)
 # WSGI environ key the server (swf_lite.edge) sets: () -> bool, True once the client has hung up
 PEER_CLOSED = "swf_lite.peer_closed"
 # ... and (bool) -> None, said by a long response (a stream) as it starts and ends holding its worker
@@ -56,6 +57,16 @@ def local_zone_name() -> str:
         return link.split("zoneinfo/", 1)[1]
     except (OSError, IndexError):
         return "UTC"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Paths the HTTPS server and its clients need (made by :mod:`swf_lite.tls`)."""
+
+    cert: Path  # server certificate PEM
+    key: Path  # server private key PEM, mode 0600
+    ca_cert: Path | None  # local CA certificate; None for a user-provided cert/key
+    ca_bundle: Path  # system trusted CAs + local CA (or the user cert)
 
 
 @dataclass
@@ -157,6 +168,11 @@ class Settings:
         if not (colon and host and port.isdigit() and 0 < int(port) <= 65535):
             return None
         return host, int(port)
+
+    @property
+    def tls_hosts(self) -> tuple[str, ...]:
+        """The names the server certificate must cover: the usual local ones and ``--host``."""
+        return tuple(dict.fromkeys((*TLS_HOSTS, self.host)))
 
     @property
     def db_url(self) -> str:

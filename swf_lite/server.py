@@ -12,16 +12,17 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import peewee as pw
 
-from swf_lite import auth, edge, seeding, tls
+from swf_lite import auth, edge, seeding
 from swf_lite.app import Middleware, build_app
 from swf_lite.clientenv import client_env, url_host
-from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, mask_url
+from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, TlsFiles, mask_url
 from swf_lite.context import Context
 from swf_lite.db import Store
 from swf_lite.edge import EdgeServer, EdgeSSLAdapter
@@ -84,14 +85,23 @@ def configured_client_env(settings: Settings) -> dict[str, str] | None:
     return client_env(http_url, https_url, token, bundle if https_url and bundle.exists() else None)
 
 
+def _certificates_here(s: Settings) -> TlsFiles:
+    from swf_lite import tls  # cryptography: loaded only by a server that makes its own certificates
+
+    return tls.ensure_certificates(s.data_dir, hosts=s.tls_hosts, cert=s.cert, key=s.key)
+
+
 class SwfLiteServer:
     """The running service: store, application, servers."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, certificates: Callable[[], TlsFiles] | None = None):
+        """``certificates``: returns the TLS files, made elsewhere (``python -m swf_lite`` has a child
+        process make them: :mod:`swf_lite.tlschild`); by default they are made here at start."""
         self.settings = settings
+        self._certificates = certificates
         self.store: Store | None = None
         self.ctx: Context | None = None
-        self.tls: tls.TlsFiles | None = None
+        self.tls: TlsFiles | None = None
         self.token: str = ""
         self.endpoints: list[Endpoint] = []
         self.bridge: Bridge | None = None  # the ActiveMQ bridge (--stomp)
@@ -128,9 +138,8 @@ class SwfLiteServer:
         seeding.load_initial(s, self.ctx.service)  # --demo / --seed
         self.store.release()  # start-up's connection goes back to the pool, for the requests
         if s.tls:
-            hosts = tuple(dict.fromkeys((*tls.DEFAULT_HOSTS, s.host)))
             try:
-                self.tls = tls.ensure_certificates(s.data_dir, hosts=hosts, cert=s.cert, key=s.key)
+                self.tls = self._certificates() if self._certificates else _certificates_here(s)
                 ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls.cert, self.tls.key)
             except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
                 where = s.cert or s.data_dir

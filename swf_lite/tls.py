@@ -15,7 +15,6 @@ import os
 import secrets
 import ssl
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -28,26 +27,25 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from swf_lite.config import BUNDLE_FILE, CA_CERT_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE, TLS_LOCK_FILE
+from swf_lite.config import (
+    BUNDLE_FILE,
+    CA_CERT_FILE,
+    CA_KEY_FILE,
+    CERT_FILE,
+    KEY_FILE,
+    TLS_HOSTS,
+    TLS_LOCK_FILE,
+    TlsFiles,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("swf_lite.tls")  # also when run as python -m swf_lite.tls
 
-DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+DEFAULT_HOSTS = TLS_HOSTS
 CA_DAYS = 3650
 SERVER_DAYS = 825  # the maximum Apple/Chrome accept for TLS server certificates
 _WILDCARD_BINDS = {"", "0.0.0.0", "::"}
 BUNDLE_NAME = BUNDLE_FILE  # the name callers have used; the file names live in swf_lite.config
 _SYSTEM_CA_FALLBACK = "/etc/ssl/certs/ca-certificates.crt"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """Paths the HTTPS server and its clients need."""
-
-    cert: Path  # server certificate PEM
-    key: Path  # server private key PEM, mode 0600
-    ca_cert: Path | None  # local CA certificate; None for a user-provided cert/key
-    ca_bundle: Path  # system trusted CAs + local CA (or the user cert)
 
 
 def _write_atomic(path: Path, data: bytes, mode: int) -> None:
@@ -328,3 +326,31 @@ def ensure_certificates(
             _save_pair(*_make_server(*ca, hosts), files.cert, files.key)
         _write_bundle(files.ca_bundle, _pem(ca[0]))
     return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m swf_lite.tls DATA_DIR [--host H ...] [--cert C --key K]``: :func:`ensure_certificates`
+    for a parent process (see :mod:`swf_lite.tlschild`); prints the files as one JSON line, or
+    ``{"error": ...}``. Log lines go to stderr, formatted as the parent formats its own."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m swf_lite.tls")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--host", action="append", default=[])
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--log-level", default="INFO")
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        files = ensure_certificates(ns.data_dir, hosts=ns.host or DEFAULT_HOSTS, cert=ns.cert, key=ns.key)
+    except (ValueError, OSError) as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return 2
+    print(json.dumps({k: str(v) if v is not None else None for k, v in vars(files).items()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

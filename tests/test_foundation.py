@@ -413,6 +413,33 @@ def test_zero_install_launcher_and_env_command(tmp_path):
         assert f"export {name}=" in out
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps (Linux)")
+@pytest.mark.parametrize("how", ["module", "launcher"])
+def test_the_cli_makes_its_certificates_in_a_child_and_never_loads_cryptography(tmp_path, how):
+    """``python -m swf_lite`` (and the launcher, run from elsewhere) has ``python -m swf_lite.tls``
+    make the TLS files while it starts: the server process never maps cryptography's extension."""
+    data = tmp_path / "k"
+    if how == "module":
+        proc, ready = start_cli(data)
+    else:
+        cmd = [sys.executable, str(ROOT / "swf_lite.py"), "--data-dir", str(data), "--http-port", "0",
+               "--https-port", "0", "--quiet"]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                env=dict(os.environ, PYTHONPATH=""))  # fmt: skip
+        ready = READY_RE.match(proc.stdout.readline().strip())
+        assert ready, proc.stderr.read() if proc.poll() is not None else "no ready line"
+    try:
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "_ssl" in maps and "cryptography" not in maps
+        r = requests.get(ready.group(2) + "/health", timeout=10, verify=str(data / "ca_bundle.pem"))
+        assert r.status_code == 200
+        assert (data / "ssl_key.pem").stat().st_mode & 0o777 == 0o600
+        assert (data / "ca_key.pem").stat().st_mode & 0o777 == 0o600
+    finally:
+        stop_cli(proc)
+    assert proc.returncode == 0, proc.stderr.read()
+
+
 def test_in_process_stop_is_quick_and_idempotent(tmp_path):
     srv = SwfLiteServer(make_settings(tmp_path / "s")).start()
     started = time.monotonic()
