@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import peewee as pw
-from playhouse.migrate import SchemaMigrator, migrate
 from playhouse.pool import MaxConnectionsExceeded
 
 from swf_lite import timefmt
@@ -112,13 +111,15 @@ class Store:
                 self.db.execute_sql(f'DROP INDEX "{index.name}"')
 
     def _add_missing_columns(self, model: Any) -> list[str]:
-        migrator = SchemaMigrator.from_database(self.db)
         table = model._meta.table_name
         have = {c.name for c in self.db.get_columns(table)}
         added = []
         for f in model._meta.sorted_fields:
             if f.column_name in have:
                 continue
+            from playhouse.migrate import SchemaMigrator, migrate  # only to upgrade an older file
+
+            migrator = SchemaMigrator.from_database(self.db)
             log.info("upgrading table %s: adding column %s", table, f.column_name)
             f = f.clone() if hasattr(f, "clone") else f
             f.null = True  # existing rows have no value; never lose them to a NOT NULL
