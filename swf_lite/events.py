@@ -4,8 +4,8 @@ The service hands a change to the bus after its transaction commits (in commit o
 publishes it from a thread of its own (:meth:`Bus.publish_later`), so no writer waits for a stream
 client's socket, and changes that piled up meanwhile reach each idle stream in one write. Consumers
 subscribe with a *view*: a function that turns a change into the :class:`Event` that consumer
-streams, or None to skip it. Two views exist: :func:`message_view` (the workflow-message stream, the real
-monitor's wire format) and :func:`change_view` (the generic change stream live pages read).
+streams, or None to skip it. Two views exist: :func:`message_view` (the workflow-message stream,
+the real monitor's wire format) and :func:`change_view` (the generic change stream live pages read).
 
 Each :class:`Subscriber` owns a bounded queue: when it is full the oldest event is dropped and
 counted, so a slow or stalled client never blocks the writer and never grows memory without bound.
