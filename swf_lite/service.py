@@ -460,23 +460,31 @@ class Service:
         values["instance_name"] = str(name)
         now = timefmt.utcnow()
         values["last_heartbeat"] = values["updated_at"] = now
-        with self.transaction():
-            # A known agent is one UPDATE … RETURNING; a new one an INSERT.
-            row = self.store.update_by(AGENTS, "instance_name", values["instance_name"], values)
-            created = row is None
-            if row is None:
-                full = self.clean(AGENTS, {"instance_name": name, "agent_type": "other"}, creating=True,
-                                  strict_choices=False)  # fmt: skip
-                full.update(values)
-                out = self._insert(AGENTS, full, op="upsert")
-            else:
-                out = fields.represent(AGENTS, row)
-                self._emit(Change("upsert", AGENTS.name, out[AGENTS.pk.name], out))
-            stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
-            marked = self.store.mark_stale_agents(AGENTS, stale, now, out["id"])
-            if marked:
+        with self.transaction(atomic=False):  # a known agent: one self-committing UPDATE … RETURNING
+            out = self._heartbeat_known(values)
+        created = out is None
+        if out is None:
+            with self.transaction():  # a new one: asked again, then inserted, under the write lock
+                out = self._heartbeat_known(values)
+                created = out is None
+                if out is None:
+                    full = self.clean(AGENTS, {"instance_name": name, "agent_type": "other"}, creating=True,
+                                      strict_choices=False)  # fmt: skip
+                    full.update(values)
+                    out = self._insert(AGENTS, full, op="upsert")
+        stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
+        with self.transaction(atomic=False):  # the sweep need not commit with the upsert
+            if self.store.mark_stale_agents(AGENTS, stale, now, out["id"]):
                 self._emit(Change("update", AGENTS.name, None, None))  # several rows: readers reload
         return out, created
+
+    def _heartbeat_known(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        row = self.store.update_by(AGENTS, "instance_name", values["instance_name"], values)
+        if row is None:
+            return None
+        out = fields.represent(AGENTS, row)
+        self._emit(Change("upsert", AGENTS.name, out[AGENTS.pk.name], out))
+        return out
 
     def ensure_namespace(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """The namespace ``data["name"]``, created from ``data`` if missing. Returns (row, created)."""

@@ -139,6 +139,34 @@ def test_counters_from_4_processes_sharing_one_data_dir(tmp_path):
     assert_contiguous([v for chunk in chunks for v in chunk], 100010)
 
 
+def test_first_heartbeats_of_new_agents_from_2_processes_at_once_create_each_agent_once(tmp_path):
+    """A known agent's heartbeat is one self-committing UPDATE; a new agent is looked for again and
+    inserted under the write lock, so two processes racing on the same new names never answer 400."""
+    data = tmp_path / "beats"
+    procs = [start_cli(data, "--quiet") for _ in range(2)]
+    names = [f"racer-{n}" for n in range(15)]
+    try:
+        token = subprocess.run([sys.executable, "-m", "swf_lite", "token", "admin", "--data-dir", str(data)],
+                               capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        bases = [m.group(1) for _, m in procs]
+
+        def beat(i: int) -> list[int]:
+            url = bases[i % 2] + "/api/systemagents/heartbeat/"
+            with requests.Session() as s:
+                s.headers["Authorization"] = f"Token {token}"
+                return [s.post(url, json={"instance_name": n, "agent_type": "DATA"}, timeout=20).status_code
+                        for n in names]  # fmt: skip
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [code for codes in pool.map(beat, range(6)) for code in codes]
+        agents = requests.get(bases[0] + "/api/systemagents/", timeout=10).json()
+    finally:
+        for proc, _ in procs:
+            stop_cli(proc)
+    assert sorted(set(statuses)) == [200, 201] and statuses.count(201) == len(names)
+    assert sorted(a["instance_name"] for a in agents) == sorted(names)
+
+
 # -- TLS ---------------------------------------------------------------------------------------------
 
 
