@@ -19,7 +19,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from swf_lite import __version__
-from swf_lite.config import AGENT_ENV, ENV_PREFIX, Settings, mask_url
+from swf_lite.config import AGENT_ENV, ENV_PREFIX, LOG_FORMAT, Settings, mask_url
 
 if TYPE_CHECKING:  # imported where used: the server pulls in the whole stack
     from swf_lite.server import SwfLiteServer
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     if settings.db_url.startswith("sqlite"):
         skip_unused_drivers()
     if ns.command in ("token", "get_token"):

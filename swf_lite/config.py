@@ -25,6 +25,7 @@ KEY_FILE = "ssl_key.pem"  # mode 0600
 BUNDLE_FILE = "ca_bundle.pem"  # the system's trusted CAs + the local CA
 TLS_LOCK_FILE = ".tls.lock"
 TLS_HOSTS = ("localhost", "127.0.0.1", "::1")  # names every server certificate covers (plus --host)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the server and its certificate child alike
 # WSGI environ key the server (swf_lite.edge) sets: () -> bool, True once the client has hung up
 PEER_CLOSED = "swf_lite.peer_closed"
 # ... and (bool) -> None, said by a long response (a stream) as it starts and ends holding its worker

@@ -411,7 +411,7 @@ class ElasticPool(threadpool.ThreadPool):
 
 class EdgeServer(Server):
     """cheroot's WSGI server with the edge in front of its workers, and an elastic worker pool:
-    ``numthreads`` workers at start, up to ``max`` when requests (and streams) need them."""
+    ``numthreads`` workers at start, one more per stream holding its worker, up to ``max``."""
 
     ConnectionClass = EdgeConnection
     edge: EdgeConnections

@@ -33,6 +33,7 @@ from swf_lite.config import (
     CA_KEY_FILE,
     CERT_FILE,
     KEY_FILE,
+    LOG_FORMAT,
     TLS_HOSTS,
     TLS_LOCK_FILE,
     TlsFiles,
@@ -342,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path)
     parser.add_argument("--log-level", default="INFO")
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=ns.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=ns.log_level, format=LOG_FORMAT)
     try:
         files = ensure_certificates(ns.data_dir, hosts=ns.host or DEFAULT_HOSTS, cert=ns.cert, key=ns.key)
     except (ValueError, OSError) as exc:

@@ -265,9 +265,7 @@ class Store:
         sql, params, fields = compiled
         args = [f.db_value(values[f.name]) for f in params[:-1]] + [params[-1].db_value(value)]
         found = self.db.execute_sql(sql, args).fetchall()
-        if not found:
-            return None
-        return {f.name: f.python_value(v) for f, v in zip(fields, found[0])}
+        return _stored(fields, found[0]) if found else None
 
     def delete(self, r: Resource, pk: Any) -> int:
         model = self.model(r)
@@ -347,9 +345,7 @@ class Store:
         if isinstance(value, str) and "\x00" in value:
             return None  # no stored text holds NUL (validation refuses it; PostgreSQL cannot store it)
         found = self.db.execute_sql(sql, (fields[-1].db_value(value),)).fetchone()
-        if found is None:
-            return None
-        return {f.name: f.python_value(v) for f, v in zip(fields, found)}
+        return _stored(fields, found) if found is not None else None
 
     def per_minute(self, query: Any, time: Any, group: Any = None) -> list[tuple[dt.datetime, Any, int]]:
         """(minute, group value, rows) over the rows of ``query`` (which may be ordered and limited):
@@ -452,3 +448,8 @@ class Store:
         self.dialect.clear(self.db, [r.table for r in reversed(list(tables))])
         self.set_state({"last_run_start_time": None, "last_agent_registration_time": None,
                         "last_workflow_execution_time": None, **START_VALUES})  # fmt: skip
+
+
+def _stored(fields: list[pw.Field], values: Any) -> dict[str, Any]:
+    """A fetched row of ``fields`` as field name -> Python value (what :meth:`Store.find` returns)."""
+    return {f.name: f.python_value(v) for f, v in zip(fields, values)}
