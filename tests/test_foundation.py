@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import stat
 import subprocess
@@ -213,8 +214,6 @@ def test_private_files_are_0600(server):
 def test_store_upgrade_adds_columns_and_keeps_rows(tmp_path):
     """A table from an older version (missing a column) is upgraded in place at start."""
     db_path = tmp_path / "old.sqlite3"
-    import sqlite3
-
     con = sqlite3.connect(db_path)
     con.execute('CREATE TABLE "runs" ("run_id" INTEGER PRIMARY KEY AUTOINCREMENT, "run_number" INTEGER NOT NULL '
                 'UNIQUE, "start_time" DATETIME NOT NULL)')  # fmt: skip
@@ -240,6 +239,7 @@ def test_store_upgrade_replaces_lone_filter_indexes(tmp_path, engine):
     for sql in ('CREATE INDEX "applog_levelname" ON "logs" ("levelname")',  # the old version's index
                 'CREATE INDEX "mine" ON "logs" ("message")'):  # someone's own: not ours to drop  # fmt: skip
         store.db.execute_sql(sql)
+    store.dialect.set_schema_stamp(store.db, 0)  # an older version left no stamp (SQLite's user_version 0)
     store.release()
     store.close()
     store = Store(url).open()
@@ -251,6 +251,32 @@ def test_store_upgrade_replaces_lone_filter_indexes(tmp_path, engine):
     finally:
         store.release()
         store.close()
+
+
+def test_a_restart_trusts_the_schema_stamp_and_a_different_stamp_checks_everything(tmp_path, caplog):
+    """A file this schema was made in says so (SQLite's user_version): opening it again runs one
+    PRAGMA, not ~100 statements. A file stamped by another schema (an older version: 0, or other
+    declarations) gets the whole check, repairs included, and the new stamp."""
+    url = f"sqlite:///{tmp_path / 'stamp.sqlite3'}"
+    store = Store(url).open()
+    stamp = store.schema_stamp()
+    store.close()
+    con = sqlite3.connect(tmp_path / "stamp.sqlite3")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == stamp > 0
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        Store(url).open().close()
+    statements = [r.getMessage() for r in caplog.records if r.name == "peewee"]
+    assert any("user_version" in q for q in statements), statements
+    assert not [q for q in statements if "CREATE" in q or "sqlite_master" in q], statements
+    for other in (0, stamp ^ 1):
+        indexes = {row[1] for row in con.execute("PRAGMA index_list('logs')")}
+        con.execute(f'DROP INDEX "{sorted(i for i in indexes if not i.startswith("sqlite_"))[0]}"')
+        con.execute(f"PRAGMA user_version = {other}")
+        con.commit()
+        Store(url).open().close()
+        assert {row[1] for row in con.execute("PRAGMA index_list('logs')")} == indexes, "the check repaired it"
+        assert con.execute("PRAGMA user_version").fetchone()[0] == stamp
+    con.close()
 
 
 def test_an_exhausted_connection_pool_answers_503_and_recovers(tmp_path, engine):
@@ -466,6 +492,45 @@ def test_the_cli_makes_its_certificates_in_a_child_and_never_loads_cryptography(
     finally:
         stop_cli(proc)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+CHILD_SCRIPT = """
+import logging, os, sys
+from pathlib import Path
+from swf_lite import tlschild
+from swf_lite.config import Settings
+logging.basicConfig(level="INFO", format="%(name)s: %(message)s")
+data, how, bad = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+fork = how == "fork"
+files = tlschild.CertificateChild(Settings(data_dir=data, log_level="INFO"), fork=fork)()
+print("bundle", files.ca_bundle)
+try:
+    tlschild.CertificateChild(Settings(data_dir=data / "b", cert=bad, key=bad), fork=fork)()
+except ValueError as exc:
+    print("error", exc)
+child = tlschild.CertificateChild(Settings(data_dir=data / "c"), fork=fork)
+child.close()
+pid = child.pid or child.process.pid
+print("gone", not os.path.exists(f"/proc/{pid}"))
+print("cryptography", "cryptography" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("how", ["fork", "spawn"])
+def test_the_certificate_child_passes_on_log_lines_and_errors_and_leaves_no_process(tmp_path, how):
+    """Both kinds of child (a fork on Linux, ``python -m swf_lite.tls`` elsewhere), each in a fresh
+    single-threaded process as the command line has it: files made, the child's log lines on stderr,
+    a bad ``--cert`` a one-line reason, a child closed early reaped; cryptography never in the parent."""
+    bad = tmp_path / "bad.pem"
+    bad.write_text("nonsense")
+    done = subprocess.run([sys.executable, "-c", CHILD_SCRIPT, str(tmp_path / "d"), how, str(bad)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert Path(out["bundle"]) == tmp_path / "d" / "ca_bundle.pem" and Path(out["bundle"]).is_file()
+    assert str(bad) in out["error"] and "\n" not in out["error"]
+    assert out["gone"] == "True" and out["cryptography"] == "False"
+    assert "swf_lite.tls: generating local CA" in done.stderr
 
 
 def test_in_process_stop_is_quick_and_idempotent(tmp_path):

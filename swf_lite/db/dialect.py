@@ -46,6 +46,14 @@ class Dialect:
         """Held while the schema is created or upgraded (two processes starting at once)."""
         yield
 
+    def schema_stamp(self, db: pw.Database) -> int | None:
+        """What :meth:`set_schema_stamp` left in the database, or None where the engine keeps no stamp
+        (then every start checks the whole schema)."""
+        return None
+
+    def set_schema_stamp(self, db: pw.Database, stamp: int) -> None:
+        """Inside the schema transaction, after the schema was made or checked: remember ``stamp``."""
+
     def lock_sequence(self, db: pw.Database, table: str) -> None:
         """Inside a write transaction, before a sequenced row's INSERT: from here to the commit no other
         writer numbers a row of ``table``, so ``seq`` order is commit order (replay relies on it)."""
@@ -118,6 +126,12 @@ class SQLiteDialect(Dialect):
         the ~100 statements of a new schema are one commit, not one each (~25 ms of a first start)."""
         with db.atomic("IMMEDIATE"):
             yield
+
+    def schema_stamp(self, db: pw.Database) -> int | None:
+        return int(db.execute_sql("PRAGMA user_version").fetchone()[0])  # in the file's header: no table read
+
+    def set_schema_stamp(self, db: pw.Database, stamp: int) -> None:
+        db.execute_sql(f"PRAGMA user_version = {int(stamp)}")  # transactional, like the schema it vouches for
 
     def open(self, url: str, pool: int, wait: float) -> pw.Database:
         path = url.split("sqlite:///", 1)[-1]
