@@ -449,7 +449,8 @@ class Service:
 
     def heartbeat(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """Upsert an agent by ``instance_name`` (no choice validation: clients send their own agent
-        types), then mark agents silent for ``stale_agent_seconds`` EXITED. Returns (agent, created)."""
+        types) and mark agents silent for ``stale_agent_seconds`` EXITED — a known agent's heartbeat
+        is one statement doing both. Returns (agent, created)."""
         name = data.get("instance_name")
         if not isinstance(name, (str, int)) or not str(name).strip():
             raise Invalid({"instance_name": ["This field is required."]})
@@ -460,8 +461,12 @@ class Service:
         values["instance_name"] = str(name)
         now = timefmt.utcnow()
         values["last_heartbeat"] = values["updated_at"] = now
-        with self.transaction(atomic=False):  # a known agent: one self-committing UPDATE … RETURNING
-            out = self._heartbeat_known(values)
+        stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
+        with self.transaction(atomic=False):  # a known agent and the sweep: one self-committing UPDATE … RETURNING
+            row, swept = self.store.heartbeat(AGENTS, values["instance_name"], values, stale, now)
+            out = self._agent_changed(row)
+            if swept:
+                self._emit(Change("update", AGENTS.name, None, None))  # several rows: readers reload
         created = out is None
         if out is None:
             with self.transaction():  # a new one: asked again, then inserted, under the write lock
@@ -472,14 +477,12 @@ class Service:
                                       strict_choices=False)  # fmt: skip
                     full.update(values)
                     out = self._insert(AGENTS, full, op="upsert")
-        stale = now - dt.timedelta(seconds=self.stale_agent_seconds)
-        with self.transaction(atomic=False):  # the sweep need not commit with the upsert
-            if self.store.mark_stale_agents(AGENTS, stale, now, out["id"]):
-                self._emit(Change("update", AGENTS.name, None, None))  # several rows: readers reload
         return out, created
 
     def _heartbeat_known(self, values: dict[str, Any]) -> dict[str, Any] | None:
-        row = self.store.update_by(AGENTS, "instance_name", values["instance_name"], values)
+        return self._agent_changed(self.store.update_by(AGENTS, "instance_name", values["instance_name"], values))
+
+    def _agent_changed(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
         if row is None:
             return None
         out = fields.represent(AGENTS, row)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 
 import pytest
 from api_helpers import (
@@ -247,6 +249,21 @@ def test_stale_agents_marked_exited(server, api, anon):
     }
     revived = ok(api.post(BEAT, json=base_agent_beat("old")))
     assert (revived["status"], revived["operational_state"]) == ("OK", "READY")
+
+
+def test_a_known_agents_heartbeat_and_the_stale_sweep_are_one_write(server, api, anon, caplog):
+    """One ``UPDATE … RETURNING`` both records the beat and marks the silent agents EXITED: one write
+    lock and one commit per heartbeat, not two (both engines)."""
+    for name in ("silent", "beating"):
+        ok(api.post(BEAT, json=base_agent_beat(name)), 201)
+    age_agent(server, "silent", 3600)
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        beat = ok(api.post(BEAT, json=base_agent_beat("beating", status="WARNING")))
+    writes = [r.getMessage() for r in caplog.records
+              if r.name == "peewee" and re.search(r"\b(UPDATE|INSERT|DELETE)\b", r.getMessage())]  # fmt: skip
+    assert len(writes) == 1 and "RETURNING" in writes[0], writes
+    assert beat["status"] == "WARNING"
+    assert states(anon) == {"silent": ("EXITED", "EXITED"), "beating": ("WARNING", "READY")}
 
 
 def test_stale_age_is_configurable(tmp_path, engine):

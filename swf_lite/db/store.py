@@ -29,6 +29,8 @@ from swf_lite.errors import Unavailable
 
 log = logging.getLogger("swf_lite.store")
 
+# SQL, its parameters (where each comes from: "name", "now", "stale", "exited" or a value; its field), columns read
+HeartbeatSql = tuple[str, list[tuple[str, pw.Field]], list[pw.Field]]
 SCHEMA_STEPS = 1  # bump when _make_schema learns a new upgrade step: stamped files then run it
 START_VALUES = {"last_run_number": 100009, "last_agent_id": 0, "last_workflow_execution_id": 0}
 
@@ -70,6 +72,7 @@ class Store:
         self._select_sql: dict[tuple[str, str], tuple[str, list[pw.Field]]] = {}
         self._update_sql: dict[tuple[str, tuple[str, ...]], tuple[str, list[pw.Field]]] = {}
         self._update_by_sql: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[pw.Field], list[pw.Field]]] = {}
+        self._heartbeat_sql: dict[tuple[str, ...], HeartbeatSql] = {}  # by the columns a beat sets
         self._converters: dict[str, list[tuple[str, Any]]] = {}
         # Python's sqlite3 releases the GIL around every row it steps to; 16 threads fetching 1,000-row
         # lists at once then hand the GIL back and forth per row (6x the CPU per list, a fifth of the
@@ -434,16 +437,47 @@ class Store:
         rows = self.db.execute_sql(sql, (timefmt.to_db(timefmt.utcnow()), maximum)).fetchall()  # consume it
         return int(rows[0][0]) if rows else None
 
-    def mark_stale_agents(self, agents: Resource, stale: dt.datetime, now: dt.datetime, keep: Any) -> int:
-        """Agents (all but ``keep``) whose last heartbeat is before ``stale`` and not yet EXITED become
-        EXITED; returns how many (every heartbeat runs this: plain SQL, no query building)."""
-        model = self.model(agents)
+    def heartbeat(self, agents: Resource, name: str, values: dict[str, Any], stale: dt.datetime,
+                  now: dt.datetime) -> tuple[dict[str, Any] | None, int]:  # fmt: skip
+        """A heartbeat's one write: agent ``name`` (its ``instance_name``) takes ``values``, and every other
+        agent whose last heartbeat is before ``stale`` and not yet EXITED becomes EXITED; all of them get
+        ``updated_at`` = ``now``. One ``UPDATE … RETURNING`` and one commit, where an update and a sweep
+        were two. Returns (the agent as :meth:`find` would, or None if there is none yet; how many others
+        became EXITED)."""
+        if "\x00" in name:
+            return None, 0
+        names = tuple(sorted(n for n in values if n != "instance_name"))
+        compiled = self._heartbeat_sql.get(names)
+        if compiled is None:
+            compiled = self._heartbeat_sql[names] = self._compile_heartbeat(agents, names)
+        sql, params, fields = compiled
+        given = {"name": name, "now": now, "stale": stale, "exited": "EXITED", **values}
+        rows = self.db.execute_sql(sql, [f.db_value(given[source]) for source, f in params]).fetchall()
+        mine = next((row for row in rows if row[0] == name), None)
+        return (_stored(fields, mine) if mine is not None else None), len(rows) - (mine is not None)
+
+    def _compile_heartbeat(self, agents: Resource, names: tuple[str, ...]) -> HeartbeatSql:
+        meta = self.model(agents)._meta
         p = self.dialect.placeholder
-        sql = (f'UPDATE "{agents.table}" SET "status" = {p}, "operational_state" = {p}, "updated_at" = {p} '
-               f'WHERE "last_heartbeat" < {p} AND "status" != {p} AND "id" != {p}')  # fmt: skip
-        when = model._meta.fields["updated_at"]
-        params = ("EXITED", "EXITED", when.db_value(now), when.db_value(stale), "EXITED", keep)
-        return int(self.db.execute_sql(sql, params).rowcount)
+        key = meta.fields["instance_name"]
+        fields = [key, *(f for f in meta.sorted_fields if f is not key)]  # the agent's name first in every row
+        swept = ("status", "operational_state")
+        sets, params = [f'"{meta.fields["updated_at"].column_name}" = {p}'], [("now", meta.fields["updated_at"])]
+        for name in sorted({*names, *swept} - {"updated_at"}):
+            f = meta.fields[name]
+            column = f'"{f.column_name}"'
+            mine, other = (p if name in names else column), (p if name in swept else column)
+            sets.append(f'{column} = CASE WHEN "{key.column_name}" = {p} THEN {mine} ELSE {other} END')
+            params += [
+                ("name", key),
+                *([(name, f)] if name in names else []),
+                *([("exited", f)] if name in swept else []),
+            ]
+        status, beat = meta.fields["status"], meta.fields["last_heartbeat"]
+        where = f'"{key.column_name}" = {p} OR ("{beat.column_name}" < {p} AND "{status.column_name}" != {p})'
+        params += [("name", key), ("stale", beat), ("exited", status)]
+        cols = ", ".join(f'"{f.column_name}"' for f in fields)
+        return f'UPDATE "{agents.table}" SET {", ".join(sets)} WHERE {where} RETURNING {cols}', params, fields
 
     def user_by_token_hash(self, digest: str) -> tuple[str, str] | None:
         """(username, token) of the user whose token hashes to ``digest`` (every API call asks)."""
