@@ -413,19 +413,35 @@ class Service:
         return out
 
     def update(self, r: Resource, key: Any, data: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
-        """PUT (``partial=False``: every required field) or PATCH one row; returns it."""
+        """PUT (``partial=False``: every required field) or PATCH one row; returns it. One self-committing
+        ``UPDATE … RETURNING`` (a tf-slice, whose new values depend on its stored ones, reads it first)."""
         pk = self.key(r, key)
-        with self.transaction():
-            row = self._row(r, pk)
-            values = self._clean_write(r, data, creating=False, partial=partial)
-            if r is SLICES:
+        if r is SLICES:
+            with self.transaction():
+                row = self._row(r, pk)
+                values = self._clean_write(r, data, creating=False, partial=partial)
                 self._derive_slice_parent(values, row, data)
-            return self._update(r, row, values)
+                return self._update(r, row, values)
+        self.store.connect()
+        try:
+            values = self._clean_write(r, data, creating=False, partial=partial)
+        except Invalid:
+            self._row(r, pk)  # a missing row is a 404 before its data's 400 (DRF looks the row up first)
+            raise
+        self._stamp(r, values)
+        with self.transaction(atomic=False):
+            try:
+                stored = self.store.update_by(r, r.pk.name, pk, values) if values else self.store.get(r, pk)
+            except UniqueViolation as exc:
+                raise Invalid(unique_errors(r, exc)) from None
+            if stored is None:
+                raise NotFound(r.model)
+            out = fields.represent(r, stored)
+            self._emit(Change("update", r.name, out[r.pk.name], out, stored.get(SEQ)))
+            return out
 
     def _update(self, r: Resource, row: dict[str, Any], values: dict[str, Any], op: str = "update") -> dict[str, Any]:
-        for f in r.fields:
-            if f.auto == "now":
-                values[f.name] = timefmt.utcnow()
+        self._stamp(r, values)
         try:
             self.store.update(r, row[r.pk.name], values, row)
         except UniqueViolation as exc:
@@ -434,6 +450,13 @@ class Service:
         out = fields.represent(r, row)
         self._emit(Change(op, r.name, out[r.pk.name], out, row.get(SEQ)))
         return out
+
+    @staticmethod
+    def _stamp(r: Resource, values: dict[str, Any]) -> None:
+        """The fields the server sets on every write (``updated_at``)."""
+        for f in r.fields:
+            if f.auto == "now":
+                values[f.name] = timefmt.utcnow()
 
     def delete(self, r: Resource, key: Any) -> dict[str, Any]:
         """Delete one row; returns it as it was."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from api_helpers import (
@@ -67,6 +68,25 @@ def test_run_not_found_shapes(api, anon):
     assert error(anon.get("/api/runs/abc/"), 404) == {"detail": "Not found."}
     assert error(anon.get(f"/api/runs/{10**30}/"), 404) == {"detail": "No Run matches the given query."}
     assert error(api.patch("/api/runs/abc/", json={}), 404) == {"detail": "Not found."}
+
+
+def test_a_patch_is_one_statement_on_its_row_and_a_missing_row_is_404_before_400(server, api, anon, caplog):
+    """PATCH writes with one ``UPDATE … RETURNING`` (no read first); bad data for a missing row is still
+    the 404 DRF gives (it looks the row up first), for an existing one a 400 that changes nothing."""
+    run = create(api, "runs")
+    url = f"/api/runs/{run['run_id']}/"
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        patched = ok(api.patch(url, json={"end_time": NOW}))
+    on_runs = [
+        m
+        for m in (r.getMessage() for r in caplog.records if r.name == "peewee")
+        if any(f'{verb} "runs"' in m for verb in ("FROM", "UPDATE", "INTO"))
+    ]  # not PostgreSQL's NOTIFY
+    assert len(on_runs) == 1 and "RETURNING" in on_runs[0], on_runs
+    assert patched["end_time"] is not None and ok(anon.get(url)) == patched
+    assert error(api.patch("/api/runs/999999/", json={"run_number": "x"}), 404) == not_found_detail(BY_NAME["runs"])
+    assert error(api.patch(url, json={"run_number": "x"}), 400) == {"run_number": ["A valid integer is required."]}
+    assert ok(anon.get(url)) == patched
 
 
 def test_deleting_a_run_with_files_is_clean(api, anon):

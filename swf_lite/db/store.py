@@ -274,9 +274,10 @@ class Store:
             raise
 
     def update_by(self, r: Resource, name: str, value: Any, values: dict[str, Any]) -> dict[str, Any] | None:
-        """Update the row whose unique field ``name`` equals ``value`` with ``values`` (which leave
-        every unique field alone) and return it as :meth:`find` would, in one ``UPDATE … RETURNING``
-        statement instead of a find and an update; None (nothing written) if there is no such row."""
+        """Update the row whose unique field ``name`` equals ``value`` with ``values`` and return it as
+        :meth:`find` would, in one ``UPDATE … RETURNING`` statement instead of a find and an update;
+        None (nothing written) if there is no such row. UniqueViolation if ``values`` collide with
+        another row's unique fields (nothing written)."""
         if isinstance(value, str) and "\x00" in value:
             return None
         names = tuple(sorted(values))
@@ -292,7 +293,14 @@ class Store:
             compiled = self._update_by_sql[(r.name, name, names)] = (sql, params, fields)
         sql, params, fields = compiled
         args = [f.db_value(values[f.name]) for f in params[:-1]] + [params[-1].db_value(value)]
-        found = self.db.execute_sql(sql, args).fetchall()
+        try:
+            with self.dialect.guard(self.db):
+                found = self.db.execute_sql(sql, args).fetchall()
+        except pw.IntegrityError:
+            row = self.find(r, name, value)  # as it was: the failed statement changed nothing
+            if row is not None:
+                self._raise_unique(r, {**row, **values}, row[self.model(r)._meta.primary_key.name])
+            raise
         return _stored(fields, found[0]) if found else None
 
     def delete(self, r: Resource, pk: Any) -> int:
