@@ -18,7 +18,7 @@ LAYERS = {
     # declarations and pure helpers
     "swf_lite": 0, "swf_lite.timefmt": 0, "swf_lite.errors": 0, "swf_lite.config": 0, "swf_lite.clientenv": 0,
     "swf_lite.counters": 0, "swf_lite.catalog": 0,
-    "swf_lite.fields": 1, "swf_lite.rules": 1.5, "swf_lite.events": 1, "swf_lite.tls": 1, "swf_lite.tlschild": 1,
+    "swf_lite.fields": 1, "swf_lite.rules": 1.5, "swf_lite.events": 1, "swf_lite.tls": 1, "swf_lite.tlschild": 1.5,
     "swf_lite.reference": 1,
     # storage
     "swf_lite.db.dialect": 2, "swf_lite.db.models": 3, "swf_lite.db.store": 4, "swf_lite.db": 5,
