@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from swf_lite.config import Settings, TlsFiles
 
@@ -119,7 +120,7 @@ class CertificateChild:
         return self._code
 
 
-def _forked(argv: list[str], out: int) -> None:
+def _forked(argv: list[str], out: int) -> NoReturn:
     """The forked child: :func:`swf_lite.tls.main` with stdout and stderr into the pipe; never returns."""
     code = 70
     try:
@@ -140,8 +141,8 @@ def _forked(argv: list[str], out: int) -> None:
 
 
 def start(settings: Settings) -> CertificateChild | None:
-    """Start the child for ``settings``, or None when none can be started (an interpreter without a
-    usable ``sys.executable``): the server then makes the files itself."""
+    """Start the child for ``settings``, or None when none can be started (no fork or pipe to be had,
+    an interpreter without a usable ``sys.executable``): the server then makes the files itself."""
     try:
         return CertificateChild(settings)
     except OSError as exc:
