@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import peewee as pw
 
 from swf_lite import auth, edge, seeding
-from swf_lite.app import Middleware, build_app
+from swf_lite.app import Lazy, Middleware, build_app, build_pages
 from swf_lite.clientenv import client_env, url_host
 from swf_lite.config import BUNDLE_FILE, DB_FILE, Settings, TlsFiles, mask_url
 from swf_lite.context import Context
@@ -133,7 +133,8 @@ class SwfLiteServer:
             self.ctx.start()
         except RuntimeError as exc:
             raise StartupError(f"{mask_url(s.db_url)}: {exc}") from exc
-        self.app = Middleware(build_app(self.ctx), self.ctx)
+        ctx = self.ctx
+        self.app = Middleware(build_app(ctx), ctx, pages=Lazy(lambda: build_pages(ctx)))
         self.wsgi_app = HostCheck.for_settings(self.app, s)  # what the sockets serve (DNS-rebinding guard)
         seeding.load_initial(s, self.ctx.service)  # --demo / --seed
         self.store.release()  # start-up's connection goes back to the pool, for the requests

@@ -330,6 +330,41 @@ def test_a_postgresql_process_has_its_driver(tmp_path, pg_cluster):
     pg_cluster.drop(url)
 
 
+PAGES_LOADED = """
+import sys, threading, urllib.request
+from conftest import make_settings
+from swf_lite import server as server_module
+from swf_lite.server import SwfLiteServer
+builds = []
+build_pages = server_module.build_pages
+server_module.build_pages = lambda ctx: builds.append(1) or build_pages(ctx)
+srv = SwfLiteServer(make_settings(sys.argv[1])).start()
+def pages_loaded():
+    return sorted(m for m in sys.modules if m.startswith("swf_lite.pages."))
+def get(path):
+    with urllib.request.urlopen(srv.http_url + path, timeout=20) as resp:
+        return resp.status, resp.headers["Content-Type"]
+print(pages_loaded(), srv.app.pages.built, get("/api/runs/"), pages_loaded(), srv.app.pages.built)
+first = [threading.Thread(target=get, args=("/",)) for _ in range(8)]
+for t in first: t.start()
+for t in first: t.join()
+print(get("/runs/"), srv.app.pages.built, len(builds), "swf_lite.pages.views" in sys.modules)
+srv.stop()
+"""
+
+
+def test_the_pages_are_built_by_the_first_page_request_not_at_start(tmp_path):
+    """An agent's server never needs the web interface: its modules and routes (~25 ms of a start) load
+    when the first page is asked for, once however many ask at the same moment."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", PAGES_LOADED, str(tmp_path / "d")], capture_output=True, text=True,
+                          timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    before, after = done.stdout.splitlines()[-2:]
+    assert before == "[] False (200, 'application/json') [] False"
+    assert after == "(200, 'text/html; charset=utf-8') True 1 True"
+
+
 def test_memory_database_is_refused():
     with pytest.raises(ValueError, match="memory"):
         Store("sqlite:///:memory:")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import logging
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -66,6 +67,19 @@ def page(name: str, status: int = 200, **kw: Any) -> bottle.HTTPResponse:
     """A whole page (or, with ``fragment``, one live region of it) with the security headers."""
     body = TEMPLATE.render(name, **kw).encode()
     return respond(body, status)
+
+
+def error_page(err: bottle.HTTPError) -> bytes:
+    """bottle's own errors on a page path (no page here, wrong method, crash) as a page."""
+    if err.status_code == 500 and err.exception is not None:
+        logging.getLogger("swf_lite.pages").error("unhandled: %s", err.traceback)
+    for name, value in SECURITY_HEADERS.items():
+        bottle.response.set_header(name, value)
+    bottle.response.content_type = "text/html; charset=utf-8"
+    text = {404: "There is no page at this address.", 405: "This page does not take that method."}.get(
+        err.status_code, "Something went wrong; the server log has the details."
+    )
+    return TEMPLATE.render("message", title=err.status_line, here="", text=text).encode()
 
 
 def respond(body: bytes, status: int = 200, content_type: str = "text/html; charset=utf-8") -> bottle.HTTPResponse:
