@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -102,6 +101,7 @@ class SwfLiteServer:
         self.store: Store | None = None
         self.ctx: Context | None = None
         self.tls: TlsFiles | None = None
+        self._tls_adapter: EdgeSSLAdapter | None = None
         self.token: str = ""
         self.endpoints: list[Endpoint] = []
         self.bridge: Bridge | None = None  # the ActiveMQ bridge (--stomp)
@@ -141,7 +141,7 @@ class SwfLiteServer:
         if s.tls:
             try:
                 self.tls = self._certificates() if self._certificates else _certificates_here(s)
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls.cert, self.tls.key)
+                self._tls_adapter = EdgeSSLAdapter(str(self.tls.cert), str(self.tls.key))  # loads (checks) them
             except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError
                 where = s.cert or s.data_dir
                 raise StartupError(f"{where}: cannot use the TLS certificate ({exc}); fix --cert/--key, or delete "
@@ -184,8 +184,8 @@ class SwfLiteServer:
         server.keep_alive_conn_limit = 256  # default 10: more agents than that would reconnect per call
         server.expiration_interval = 0.1  # the serve loop's poll: stop() waits for it (default 0.5 s)
         if name == "https":
-            assert self.tls is not None, "start() makes the certificates before it binds https"
-            server.ssl_adapter = EdgeSSLAdapter(str(self.tls.cert), str(self.tls.key))  # handshakes: the edge
+            assert self._tls_adapter is not None, "start() loads the certificates before it binds https"
+            server.ssl_adapter = self._tls_adapter  # handshakes: the edge
         try:
             server.prepare()
         except OSError as exc:

@@ -16,14 +16,16 @@ import logging
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from swf_lite.config import Settings, TlsFiles
+
+if TYPE_CHECKING:  # imported where a child is spawned: a fork (Linux) needs none of it
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class CertificateChild:
             os.close(write)
             self._out = read
         else:
+            import subprocess
+
             package_parent = str(Path(__file__).resolve().parent.parent)  # `python swf_lite.py` from a checkout
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)

@@ -548,6 +548,7 @@ child.close()
 pid = child.pid or child.process.pid
 print("gone", not os.path.exists(f"/proc/{pid}"))
 print("cryptography", "cryptography" in sys.modules)
+print("subprocess", "subprocess" in sys.modules)
 """
 
 
@@ -555,7 +556,8 @@ print("cryptography", "cryptography" in sys.modules)
 def test_the_certificate_child_passes_on_log_lines_and_errors_and_leaves_no_process(tmp_path, how):
     """Both kinds of child (a fork on Linux, ``python -m swf_lite.tls`` elsewhere), each in a fresh
     single-threaded process as the command line has it: files made, the child's log lines on stderr,
-    a bad ``--cert`` a one-line reason, a child closed early reaped; cryptography never in the parent."""
+    a bad ``--cert`` a one-line reason, a child closed early reaped; cryptography never in the parent,
+    nor (a fork) subprocess: what the parent imports before the fork delays the child."""
     bad = tmp_path / "bad.pem"
     bad.write_text("nonsense")
     done = subprocess.run([sys.executable, "-c", CHILD_SCRIPT, str(tmp_path / "d"), how, str(bad)],
@@ -565,6 +567,7 @@ def test_the_certificate_child_passes_on_log_lines_and_errors_and_leaves_no_proc
     assert Path(out["bundle"]) == tmp_path / "d" / "ca_bundle.pem" and Path(out["bundle"]).is_file()
     assert str(bad) in out["error"] and "\n" not in out["error"]
     assert out["gone"] == "True" and out["cryptography"] == "False"
+    assert out["subprocess"] == str(how == "spawn")
     assert "swf_lite.tls: generating local CA" in done.stderr
 
 

@@ -80,10 +80,12 @@ def list_indexes(resource: Resource) -> list[tuple[str, str]]:
     return out
 
 
-def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False) -> pw.Field:
-    """The peewee field for one catalog field."""
+def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False,
+           pairs: list[tuple[str, str]] | None = None) -> pw.Field:  # fmt: skip
+    """The peewee field for one catalog field (``pairs``: the resource's ``list_indexes``, if known)."""
     sorted_by = bool(resource.ordering) and resource.ordering[0].lstrip("-") == f.name  # lists read in this order
-    paired = any(first == f.name for first, _ in list_indexes(resource))  # led by a (filter, sort) index
+    pairs = list_indexes(resource) if pairs is None else pairs
+    paired = any(first == f.name for first, _ in pairs)  # led by a (filter, sort) index
     filtered = any(flt.path == f.name for flt in resource.filters)
     indexed = not pk and not f.unique and (sorted_by or filtered and not paired)
     kw: dict[str, Any] = {"null": f.null or f.read_only and not pk, "unique": f.unique and not pk, "index": indexed}
@@ -109,14 +111,13 @@ def build_models(db: pw.Database, dialect: Dialect) -> Models:
     """One model class per resource (by resource name) plus ``_user``, ``_state`` and ``_session``."""
     models: Models = {}
     for r in RESOURCES:
-        attrs: dict[str, Any] = {f.name: column(f, r, models, dialect) for f in r.fields}
-        attrs[r.pk.name] = column(r.pk, r, models, dialect, pk=True)
+        pairs = list_indexes(r)
+        attrs: dict[str, Any] = {f.name: column(f, r, models, dialect, pairs=pairs) for f in r.fields}
+        attrs[r.pk.name] = column(r.pk, r, models, dialect, pk=True, pairs=pairs)
         if r.sequenced:
             attrs[SEQ] = pw.BigIntegerField(null=True, unique=True)  # null only for rows of an older version
         meta: dict[str, Any] = {"database": db, "table_name": r.table}
-        meta["indexes"] = tuple((cols, True) for cols in r.unique_together) + tuple(
-            (pair, False) for pair in list_indexes(r)
-        )
+        meta["indexes"] = tuple((cols, True) for cols in r.unique_together) + tuple((pair, False) for pair in pairs)
         attrs["Meta"] = type("Meta", (), meta)
         models[r.name] = type(r.model, (pw.Model,), attrs)
 
