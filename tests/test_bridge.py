@@ -316,6 +316,7 @@ def test_broker_restart_is_survived(own_broker, tmp_path):
             resp = api.post(MESSAGES, json={"message_type": "data_ready", "queue_name": "/queue/kept",
                                             "message_content": {"n": n}})  # fmt: skip
             assert resp.status_code == 201 and time.monotonic() - started < 1.0
+        srv.ctx.sync()  # the bus hands changes on from its own thread: all three reached the bridge
         assert srv.bridge.status()["publish_pending"] + 1 >= 3  # (one may be in the publisher's hands)
         own_broker.start()
         assert srv.bridge.wait_connected(WAIT), srv.bridge.status()
