@@ -15,7 +15,7 @@ import re
 import shlex
 import signal
 import sys
-import threading
+import time
 from typing import TYPE_CHECKING
 
 from swf_lite import __version__
@@ -179,18 +179,27 @@ def cmd_serve(settings: Settings) -> int:
         text = str(exc) if isinstance(exc, (PortInUse, StartupError)) else f"cannot start: {exc}"
         print(f"swf-lite: {' '.join(text.split())}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    received = note_stop_signals()  # before the ready line: a SIGTERM right after it is a clean stop too
     print_banner(server)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not received:
+            time.sleep(0.1)  # a signal cuts the sleep short; its handler has noted it by then
     finally:
         server.stop()
     if not settings.quiet:
         print("swf-lite stopped", flush=True)
     return 0
+
+
+def note_stop_signals() -> list[int]:
+    """SIGINT and SIGTERM handlers that only append the signal to the list returned. A handler runs in
+    the main thread between two bytecodes, wherever that thread is: one that set a ``threading.Event``
+    needed the Event's lock, which the main thread's own ``Event.wait`` may hold at that moment — a server
+    stopped right after its ready line once hung there for good, ignoring every further SIGTERM."""
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    return received
 
 
 def print_banner(server: SwfLiteServer) -> None:

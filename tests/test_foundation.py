@@ -474,6 +474,16 @@ def test_cli_ctrl_c_stops_cleanly(tmp_path):
     assert "Traceback" not in proc.stderr.read()
 
 
+def test_a_signal_the_moment_the_ready_line_appears_is_a_clean_stop(tmp_path):
+    """Scripts stop a server as soon as it is ready: the handlers are in place before the ready line and
+    only note the signal (a handler that set a threading.Event once deadlocked against the main thread's
+    own wait on it, and the server then ignored SIGTERM for good)."""
+    for n, sig in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
+        proc, _ = start_cli(tmp_path / f"d{n}", "--quiet")
+        elapsed = stop_cli(proc, sig)
+        assert proc.returncode == 0 and elapsed < 2.5, proc.stderr.read()
+
+
 def test_busy_port_gives_one_line_naming_the_flag(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
