@@ -192,9 +192,9 @@ class Middleware:
     the path, query and headers, the body (size limit, read in full here), a pooled DB connection per request,
     the access log — and the last line of defence: whatever fails outside a route answers JSON."""
 
-    def __init__(self, app: Callable[..., Any], ctx: Context, pages: Callable[..., Any] | None = None):
+    def __init__(self, app: Callable[..., Any], ctx: Context, pages: Callable[..., Any]):
         self.app = app  # JSON paths
-        self.pages = pages or app  # every other path
+        self.pages = pages  # every other path
         self.ctx = ctx
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -80,11 +80,10 @@ def list_indexes(resource: Resource) -> list[tuple[str, str]]:
     return out
 
 
-def column(f: F, resource: Resource, models: Models, dialect: Dialect, pk: bool = False,
-           pairs: list[tuple[str, str]] | None = None) -> pw.Field:  # fmt: skip
-    """The peewee field for one catalog field (``pairs``: the resource's ``list_indexes``, if known)."""
+def column(f: F, resource: Resource, models: Models, dialect: Dialect, pairs: list[tuple[str, str]],
+           pk: bool = False) -> pw.Field:  # fmt: skip
+    """The peewee field for one catalog field (``pairs``: the resource's :func:`list_indexes`)."""
     sorted_by = bool(resource.ordering) and resource.ordering[0].lstrip("-") == f.name  # lists read in this order
-    pairs = list_indexes(resource) if pairs is None else pairs
     paired = any(first == f.name for first, _ in pairs)  # led by a (filter, sort) index
     filtered = any(flt.path == f.name for flt in resource.filters)
     indexed = not pk and not f.unique and (sorted_by or filtered and not paired)
@@ -112,8 +111,8 @@ def build_models(db: pw.Database, dialect: Dialect) -> Models:
     models: Models = {}
     for r in RESOURCES:
         pairs = list_indexes(r)
-        attrs: dict[str, Any] = {f.name: column(f, r, models, dialect, pairs=pairs) for f in r.fields}
-        attrs[r.pk.name] = column(r.pk, r, models, dialect, pk=True, pairs=pairs)
+        attrs: dict[str, Any] = {f.name: column(f, r, models, dialect, pairs) for f in r.fields}
+        attrs[r.pk.name] = column(r.pk, r, models, dialect, pairs, pk=True)
         if r.sequenced:
             attrs[SEQ] = pw.BigIntegerField(null=True, unique=True)  # null only for rows of an older version
         meta: dict[str, Any] = {"database": db, "table_name": r.table}
