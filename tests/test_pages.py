@@ -437,6 +437,7 @@ def test_an_unknown_page_is_a_404_html_page(web):
     assert resp.status_code == 404
     assert resp.headers["Content-Type"].startswith("text/html")
     assert not csp_problems(resp.text)
+    assert '<a href="/">Go to the dashboard</a>' in resp.text and "Back to the admin" not in resp.text
 
 
 def test_row_keys_are_the_stored_keys(server, web):

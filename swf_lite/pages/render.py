@@ -79,7 +79,9 @@ def error_page(err: bottle.HTTPError) -> bytes:
     text = {404: "There is no page at this address.", 405: "This page does not take that method."}.get(
         err.status_code, "Something went wrong; the server log has the details."
     )
-    return TEMPLATE.render("message", title=err.status_line, here="", text=text).encode()
+    return TEMPLATE.render(
+        "message", title=err.status_line, here="", text=text, back=("/", "Go to the dashboard")
+    ).encode()  # not the admin: any visitor lands here
 
 
 def respond(body: bytes, status: int = 200, content_type: str = "text/html; charset=utf-8") -> bottle.HTTPResponse:

@@ -3,8 +3,9 @@
 % else:
 % rebase('base', title=title, here=here)
 % end
+% back_url, back_text = get('back', ('/admin/', 'Back to the admin'))
 <div class="empty">
   <h1>{{title}}</h1>
   <p>{{text}}</p>
-  <p><a href="/admin/">Back to the admin</a></p>
+  <p><a href="{{back_url}}">{{back_text}}</a></p>
 </div>
